@@ -1,0 +1,1 @@
+"""In-context learning of linear regression: training, baselines, evaluation, probes, figures."""
