@@ -102,7 +102,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     mesh: MeshConfig = field(default_factory=MeshConfig)
-    experiment: str = "quickstart"
+    name: str = "quickstart"  # experiment name: the run directory is runs/<name>/<time>
     seed: int = 0
     steps: int = 3000
     batch_size: int = 64  # global batch, split over devices
@@ -117,9 +117,18 @@ class TrainConfig:
 def register_configs() -> None:
     """Register the schema so Hydra type-checks every key of conf/train.yaml against it."""
     from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
 
-    cs = ConfigStore.instance()
-    cs.store(name="train_schema", node=TrainConfig)
+    # Frozen dataclasses become read-only nodes; the schema must accept overrides.
+    def writable(node):
+        OmegaConf.set_readonly(node, False)
+        for key in node:
+            if OmegaConf.is_dict(node._get_node(key)):
+                writable(node._get_node(key))
+        return node
+
+    schema = writable(OmegaConf.structured(TrainConfig))
+    ConfigStore.instance().store(name="train_schema", node=schema)
 
 
 def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
