@@ -149,6 +149,8 @@ def to_dataclass(cfg: Any) -> TrainConfig:
         from omegaconf import DictConfig, OmegaConf
 
         if isinstance(cfg, DictConfig):
+            # The hydra node holds job-time interpolations; the schema never needs them.
+            cfg = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
             cfg = OmegaConf.to_container(cfg, resolve=True)
     except ImportError:  # pragma: no cover - omegaconf ships with hydra
         pass

@@ -158,7 +158,7 @@ def train_and_evaluate(cfg: TrainConfig, run_dir: str | Path) -> dict:
     update = make_update(cfg, graphdef, tx, schedule, parallel)
     writer = MetricsWriter(run_dir / "metrics.jsonl", start, cfg.tensorboard, writer_process)
     compile_s, compiled = 0.0, {}
-    step, last_saved, elapsed = start, start, 0.0
+    step, elapsed = start, 0.0
     bar = progress_bar(cfg.steps, start, cfg.progress and writer_process)
     try:
         while step < cfg.steps:
@@ -174,7 +174,7 @@ def train_and_evaluate(cfg: TrainConfig, run_dir: str | Path) -> dict:
             elapsed += dt
             bad = ~np.isfinite(metrics["loss"])
             if bad.any():
-                if last_saved != step and writer_process:
+                if writer_process and ckpt.latest_step() != step:
                     ckpt.save(step, {"params": params, "opt_state": opt_state})
                 raise NonFiniteLossError(
                     f"non-finite loss at step {step + int(np.argmax(bad)) + 1}; stopped. The last "
@@ -195,7 +195,6 @@ def train_and_evaluate(cfg: TrainConfig, run_dir: str | Path) -> dict:
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
                 if writer_process:
                     ckpt.save(step, {"params": params, "opt_state": opt_state})
-                last_saved = step
     finally:
         bar.close()
         writer.close()
