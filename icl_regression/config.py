@@ -49,7 +49,8 @@ class ModelConfig:
     n_head: int = 2
     d_model: int = 64
     mlp_ratio: int = 4
-    encoding: str = "paired"  # interleaved: x1,y1,x2,...; paired: one token per (x_{i-1}, y_{i-1}, x_i)
+    # interleaved: x1, y1, x2, ...; paired: one token per (x_{i-1}, y_{i-1}, x_i)
+    encoding: str = "paired"
     positions: str = "learned"  # learned absolute positions | none
     max_len: int = 0  # positional table length in points; 0 = task.n_points
     dtype: str = "float32"  # compute dtype (bfloat16 on accelerators)
