@@ -302,6 +302,10 @@ def plot_attention(attention: np.ndarray, layers: Sequence[int] | None = None,
         raise ValueError(f"attention must be (L, H, T, T) for one prompt, got {attention.shape}")
     layers = list(range(attention.shape[0])) if layers is None else list(layers)
     heads = list(range(attention.shape[1])) if heads is None else list(heads)
+    for key, chosen, count in (("layers", layers, attention.shape[0]),
+                               ("heads", heads, attention.shape[1])):
+        if not chosen or not all(0 <= i < count for i in chosen):
+            raise ValueError(f"attention.{key}={chosen} is not allowed; indices in 0..{count - 1}")
     size = min(1.7, FULL_WIDTH / len(heads))
     fig = new_figure(size * len(heads) + 0.7, size * len(layers) + 0.5)
     axes = fig.subplots(len(layers), len(heads), sharex=True, sharey=True, squeeze=False)

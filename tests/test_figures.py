@@ -19,13 +19,14 @@ from matplotlib.image import imread  # noqa: E402
 
 from icl_regression import plotting, sweeps  # noqa: E402
 from icl_regression.config import ConfigError  # noqa: E402
-from icl_regression.figures import discover_runs, figures_config  # noqa: E402
+from icl_regression.figures import figures_config  # noqa: E402
 from icl_regression.plot_style import (  # noqa: E402
     default_baselines,
     parse_predictor_name,
     predictor_label,
     save_figure,
 )
+from icl_regression.stored_runs import discover_runs, load_record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 D, N_POINTS = 4, 9
@@ -223,3 +224,24 @@ def test_cli_skips_incomplete_runs_and_draws_the_rest(tmp_path):
     assert not (plots / "unit_1" / "training_curves.png").exists()
     assert_drawn(plots / "sweeps" / "unit_depth.png")
     assert not any("crashed" in str(p) for p in plots.rglob("*"))
+
+
+def test_compute_missing_calls_evaluate_run_only_when_asked(tmp_path, monkeypatch):
+    import types
+
+    run = write_run(tmp_path / "run", files=("metrics",))
+    calls = []
+
+    def evaluate_run(run_dir):
+        calls.append(run_dir)
+        (Path(run_dir) / "eval.json").write_text(json.dumps(make_eval(0)))
+
+    monkeypatch.setitem(sys.modules, "icl_regression.evaluate",
+                        types.SimpleNamespace(evaluate_run=evaluate_run))
+    monkeypatch.setitem(sys.modules, "icl_regression.probes", types.SimpleNamespace())
+    record = load_record(run, compute_missing=False)
+    assert record.eval is None and calls == []
+    assert "no eval.json (compute_missing=true computes it)" in record.notes
+    record = load_record(run, compute_missing=True)
+    assert calls == [str(run)] and record.eval["n_prompts"] == 1000
+    assert any("icl_regression.probes.probe_run is not available" in n for n in record.notes)
