@@ -157,7 +157,7 @@ def run_figures(record: RunRecord, options: FiguresConfig
 
 def sweep_name(kind: str, first: RunRecord, used: set[str]) -> str:
     """`depth_sweep` for the depth_sweep preset, `<experiment>_depth` otherwise; _2, _3 if taken."""
-    experiment = str(first.config.get("experiment", "runs"))
+    experiment = str(first.config.get("name", "runs"))
     base = experiment if kind in experiment else f"{experiment}_{kind}"
     name = next(f"{base}_{i}" if i > 1 else base for i in range(1, len(used) + 2)
                 if (f"{base}_{i}" if i > 1 else base) not in used)

@@ -1,7 +1,7 @@
 """Reading stored run directories for the figures: discovery, files, labels. Never computes,
 except `eval.json`/`probes.json` when the caller asks (`compute_missing`).
 
-A run directory holds `.hydra/config.yaml`, `metrics.jsonl`, `eval.json`, `probes.json`,
+A run directory holds `config.json` (and `.hydra/config.yaml` when Hydra made it), `metrics.jsonl`, `eval.json`, `probes.json`,
 `checkpoints/` and `plots/`; a multirun folder holds several of them, one per job.
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from icl_regression.config import ConfigError, TaskConfig
 
-RUN_FILES = ("metrics.jsonl", "eval.json", "probes.json")
+RUN_FILES = ("config.json", "metrics.jsonl", "eval.json", "probes.json")
 NOT_RUNS = {".hydra", "checkpoints", "plots"}  # sub-folders of a run, never searched
 MODEL_NAMES = {"gpt": "transformer", "lsa": "LSA"}
 
@@ -93,19 +93,14 @@ def _compute(run_dir: Path, module: str, function: str, notes: list[str]) -> Non
 
 def load_record(run_dir: Path, compute_missing: bool = False) -> RunRecord | str:
     """Everything a run directory holds for the figures, or the reason it cannot be drawn."""
-    from omegaconf import OmegaConf
+    from icl_regression.run import load_config
 
-    config_path = run_dir / ".hydra" / "config.yaml"
-    if not config_path.is_file():
-        return "no .hydra/config.yaml (not a Hydra run directory, or it was never started)"
     try:
-        loaded = OmegaConf.load(config_path)
-        try:
-            config = OmegaConf.to_container(loaded, resolve=True)
-        except Exception:  # interpolations that only resolve inside Hydra
-            config = OmegaConf.to_container(loaded, resolve=False)
+        config = dataclasses.asdict(load_config(run_dir))
+    except FileNotFoundError:
+        return "no config.json or .hydra/config.yaml (not a run directory, or never started)"
     except Exception as error:
-        return f".hydra/config.yaml unreadable ({error})"
+        return f"run config unreadable ({error})"
     record = RunRecord(run_dir, config)
     record.metrics = _read_metrics(run_dir / "metrics.jsonl", record.notes)
     for attr, filename, module, function in (("eval", "eval.json", "evaluate", "evaluate_run"),
@@ -128,7 +123,7 @@ def run_labels(records: Sequence[RunRecord]) -> None:
     """Label = experiment name, plus the path below the shared folder when it is not unique."""
     by_experiment: dict[str, list[RunRecord]] = {}
     for record in records:
-        by_experiment.setdefault(str(record.config.get("experiment") or record.path.name),
+        by_experiment.setdefault(str(record.config.get("name") or record.path.name),
                                  []).append(record)
     for experiment, group in by_experiment.items():
         common = os.path.commonpath([str(r.path.resolve()) for r in group])

@@ -81,7 +81,7 @@ def make_metrics(steps: int = 30) -> list[dict]:
 def write_run(run_dir: Path, *, n_layer: int = 2, noise_std: float = 0.0, files=("metrics",
               "eval", "probes"), closest: str = "ols", experiment: str = "unit") -> Path:
     (run_dir / ".hydra").mkdir(parents=True)
-    config = (f"experiment: {experiment}\nseed: 0\nsteps: 3000\n"
+    config = (f"name: {experiment}\nseed: 0\nsteps: 3000\n"
               f"task:\n  d: {D}\n  n_points: {N_POINTS}\n  noise_std: {noise_std}\n"
               f"model:\n  name: gpt\n  n_layer: {n_layer}\n  n_head: 2\n")
     (run_dir / ".hydra" / "config.yaml").write_text(config)
@@ -213,7 +213,7 @@ def test_cli_skips_incomplete_runs_and_draws_the_rest(tmp_path):
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert f"skipped {runs / 'crashed'}: nothing to plot" in result.stdout
-    assert f"skipped {runs / 'stray'}: no .hydra/config.yaml" in result.stdout
+    assert f"skipped {runs / 'stray'}: no config.json or .hydra/config.yaml" in result.stdout
     assert "no probes.json (compute_missing=true computes it)" in result.stdout
     plots = tmp_path / "plots"
     for name in ("training_curves", "error_vs_k", "spd_ilwd", "sensitivity", "probes_linear"):
