@@ -1,8 +1,9 @@
 """Reading stored run directories for the figures: discovery, files, labels. Never computes,
 except `eval.json`/`probes.json` when the caller asks (`compute_missing`).
 
-A run directory holds `config.json` (and `.hydra/config.yaml` when Hydra made it), `metrics.jsonl`, `eval.json`, `probes.json`,
-`checkpoints/` and `plots/`; a multirun folder holds several of them, one per job.
+A run directory holds `config.json` (and `.hydra/config.yaml` when Hydra made it),
+`metrics.jsonl`, `eval.json`, `probes.json`, `checkpoints/` and `plots/`;
+a multirun folder holds several of them, one per job.
 """
 
 from __future__ import annotations
