@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import resource
 import sys
 import time
@@ -143,7 +144,10 @@ def train_and_evaluate(cfg: TrainConfig, run_dir: str | Path) -> dict:
     writer_process = jax.process_index() == 0
     if writer_process:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(_config_dict(cfg), indent=2))
+        # Atomic: other processes of a multi-host run may be reading it in check_resumable.
+        tmp = run_dir / "config.json.tmp"
+        tmp.write_text(json.dumps(_config_dict(cfg), indent=2))
+        os.replace(tmp, run_dir / "config.json")
 
     model = build_model(cfg.model, cfg.task, cfg.seed)
     n_params = count_params(model)
