@@ -49,7 +49,8 @@ class ModelConfig:
     n_head: int = 2
     d_model: int = 64
     mlp_ratio: int = 4
-    encoding: str = "paired"  # interleaved: x1,y1,x2,...; paired: one token per (x_{i-1}, y_{i-1}, x_i)
+    # interleaved: x1, y1, x2, ...; paired: one token per (x_{i-1}, y_{i-1}, x_i)
+    encoding: str = "paired"
     positions: str = "learned"  # learned absolute positions | none
     max_len: int = 0  # positional table length in points; 0 = task.n_points
     dtype: str = "float32"  # compute dtype (bfloat16 on accelerators)
@@ -102,7 +103,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     mesh: MeshConfig = field(default_factory=MeshConfig)
-    experiment: str = "quickstart"
+    name: str = "quickstart"  # experiment name: the run directory is runs/<name>/<time>
     seed: int = 0
     steps: int = 3000
     batch_size: int = 64  # global batch, split over devices
@@ -117,9 +118,18 @@ class TrainConfig:
 def register_configs() -> None:
     """Register the schema so Hydra type-checks every key of conf/train.yaml against it."""
     from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
 
-    cs = ConfigStore.instance()
-    cs.store(name="train_schema", node=TrainConfig)
+    # Frozen dataclasses become read-only nodes; the schema must accept overrides.
+    def writable(node):
+        OmegaConf.set_readonly(node, False)
+        for key in node:
+            if OmegaConf.is_dict(node._get_node(key)):
+                writable(node._get_node(key))
+        return node
+
+    schema = writable(OmegaConf.structured(TrainConfig))
+    ConfigStore.instance().store(name="train_schema", node=schema)
 
 
 def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
@@ -140,6 +150,8 @@ def to_dataclass(cfg: Any) -> TrainConfig:
         from omegaconf import DictConfig, OmegaConf
 
         if isinstance(cfg, DictConfig):
+            # The hydra node holds job-time interpolations; the schema never needs them.
+            cfg = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
             cfg = OmegaConf.to_container(cfg, resolve=True)
     except ImportError:  # pragma: no cover - omegaconf ships with hydra
         pass

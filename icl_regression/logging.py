@@ -1,0 +1,59 @@
+"""Run logging: one JSON object per log step in `metrics.jsonl` (+ optional TensorBoard),
+and a progress bar with loss, steps/s and ETA."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+
+class MetricsWriter:
+    """Appends JSON lines; on resume, drops lines past the restored step (they are redone)."""
+
+    def __init__(self, path: str | Path, resume_step: int = 0, tensorboard: bool = False,
+                 enabled: bool = True):
+        self.path = Path(path)
+        self.enabled = enabled
+        self._tb = None
+        if not enabled:
+            return
+        if self.path.exists():
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line.strip() and json.loads(line)["step"] <= resume_step]
+            tmp = self.path.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(line + "\n" for line in kept))
+            os.replace(tmp, self.path)
+        if tensorboard:
+            try:
+                from tensorboardX import SummaryWriter
+            except ImportError as err:
+                raise RuntimeError("tensorboard=true needs `pip install tensorboardX`") from err
+            self._tb = SummaryWriter(str(self.path.parent / "tensorboard"))
+
+    def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self._tb.add_scalar(key, value, record["step"])
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def progress_bar(total: int, initial: int, enabled: bool, desc: str = "train"):
+    """tqdm shows steps, steps/s and ETA; loss goes in the postfix."""
+    return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, unit="step",
+                dynamic_ncols=True, file=sys.stderr, mininterval=1.0)
