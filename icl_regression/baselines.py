@@ -33,10 +33,10 @@ import numpy as np
 
 from icl_regression.solvers import (
     einsum,
+    exclusive_cumsum,
     gd_weights,
     lasso_weights,
     ols_weights,
-    prefix_moments,
     ridge_weights,
 )
 
@@ -53,14 +53,15 @@ def predict_with_weights(ws: jax.Array, xs: jax.Array) -> jax.Array:
     return einsum("bnd,bnd->bn", ws, xs)
 
 
+@jax.jit
 def averaging_weights(xs: jax.Array, ys: jax.Array) -> jax.Array:
     """b_i / i (0 for the empty prefix): (B, n, d)."""
-    xy = xs * ys[..., None]  # (B, n, d)
-    b = jnp.cumsum(xy, axis=1) - xy
+    b = exclusive_cumsum(xs * ys[..., None])  # (B, n, d)
     count = jnp.arange(xs.shape[1], dtype=xs.dtype)[None, :, None]  # (1, n, 1)
     return b / jnp.maximum(count, 1.0)
 
 
+@jax.jit
 def zero_weights(xs: jax.Array, ys: jax.Array) -> jax.Array:
     return jnp.zeros_like(xs)
 
@@ -107,7 +108,7 @@ def dmmse_predict(xs: jax.Array, ys: jax.Array, pool: jax.Array,
         members, is_real = chunk_in
         proj = einsum("bnd,md->bnm", xs, members)  # (B, n, c): w_m · x_j
         sq = (ys[..., None] - proj) ** 2
-        log_lik = -(jnp.cumsum(sq, axis=1) - sq) * inv_two_var  # (B, n, c): pairs j < i
+        log_lik = -exclusive_cumsum(sq) * inv_two_var  # (B, n, c): pairs j < i
         log_lik = jnp.where(is_real, log_lik, -jnp.inf)
         new_top = jnp.maximum(top, jnp.max(log_lik, axis=-1))
         rescale = jnp.exp(top - new_top)
@@ -126,6 +127,13 @@ def _gd_position_errors(xs, ys, eta, steps):
     return jnp.nan_to_num(jnp.mean((preds - ys) ** 2, axis=0), nan=jnp.inf)  # (n,)
 
 
+@jax.jit
+def _one_step_eta(xs, ys):
+    u = einsum("bnd,bnd->bn", exclusive_cumsum(xs * ys[..., None]), xs)  # (B, n): x_i · b_i
+    num, den = jnp.sum(ys * u, axis=0), jnp.sum(u * u, axis=0)
+    return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), 0.0)  # (n,)
+
+
 def tune_gd_eta(xs: jax.Array, ys: jax.Array, steps: int = 1,
                 grid: np.ndarray | None = None) -> np.ndarray:
     """Per-position step size minimising the mean squared error on held-out prompts: (n,).
@@ -136,10 +144,7 @@ def tune_gd_eta(xs: jax.Array, ys: jax.Array, steps: int = 1,
     has no context; its η is reported as 0.
     """
     if steps == 1:
-        _, b = prefix_moments(xs, ys)
-        u = einsum("bnd,bnd->bn", b, xs)  # (B, n): the prediction per unit step size
-        num, den = jnp.sum(ys * u, axis=0), jnp.sum(u * u, axis=0)  # (n,)
-        return np.asarray(jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), 0.0))
+        return np.asarray(_one_step_eta(xs, ys))
     grid = np.logspace(-3, 0, 61) if grid is None else np.asarray(grid)
     errors = np.stack([np.asarray(_gd_position_errors(xs, ys, float(e), steps)) for e in grid])
     eta = grid[np.argmin(errors, axis=0)]  # (n,)
@@ -147,6 +152,7 @@ def tune_gd_eta(xs: jax.Array, ys: jax.Array, steps: int = 1,
     return eta
 
 
+_predict_jit = jax.jit(predict_with_weights)
 _WEIGHTS = {
     "zero": zero_weights,
     "averaging": averaging_weights,
@@ -156,7 +162,6 @@ _WEIGHTS = {
     "lasso": lasso_weights,
 }
 _PREDICTORS = {"knn": knn_predict, "dmmse": dmmse_predict}
-LINEAR_BASELINES = ("zero", "averaging", "ols", "ridge", "gd")  # weights linear in ys
 BASELINES = tuple(_WEIGHTS) + tuple(_PREDICTORS)
 _REQUIRED = {"ridge": ("lam",), "gd": ("eta",), "lasso": ("alpha",), "dmmse": ("pool",)}
 
@@ -174,7 +179,8 @@ def _bind(name: str, fn: Callable, params: dict) -> Callable:
         raise ValueError(f"baseline {name!r}: parameter {missing[0]!r} is required")
     if name == "ridge" and float(params["lam"]) == 0.0:  # the λ → 0 limit is min-norm ols
         return ols_weights
-    return lambda xs, ys: fn(xs, ys, **params)
+    # fn is jitted with numeric params traced (one compilation serves every λ, η, pool).
+    return partial(fn, **params)
 
 
 def get_weights(name: str, **params) -> Callable[[jax.Array, jax.Array], jax.Array]:
@@ -190,4 +196,4 @@ def get_baseline(name: str, **params) -> Predictor:
     if name in _PREDICTORS:
         return _bind(name, _PREDICTORS[name], params)
     weights = get_weights(name, **params)
-    return lambda xs, ys: predict_with_weights(weights(xs, ys), xs)
+    return lambda xs, ys: _predict_jit(weights(xs, ys), xs)

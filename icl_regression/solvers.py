@@ -145,12 +145,17 @@ def ridge_weights(xs: jax.Array, ys: jax.Array, lam: float | jax.Array) -> jax.A
     return _scan_points(step, (r0, jnp.zeros((d, batch), xs.dtype)), xs, ys)
 
 
+def exclusive_cumsum(a: jax.Array) -> jax.Array:
+    """Sums over earlier positions only (axis 1): out[:, i] = Σ_{j<i} a[:, j], exactly 0 at i = 0.
+    Shifting (not `cumsum(a) − a`) avoids cancellation once the running sum is large."""
+    summed = jnp.cumsum(a, axis=1)
+    return jnp.concatenate([jnp.zeros_like(summed[:, :1]), summed[:, :-1]], axis=1)
+
+
 def prefix_moments(xs: jax.Array, ys: jax.Array):
     """S (B, n, d, d) and b (B, n, d): sums over pairs j < i (exclusive prefix sums)."""
     outer = einsum("bni,bnj->bnij", xs, xs)  # (B, n, d, d)
-    s_mat = jnp.cumsum(outer, axis=1) - outer
-    xy = xs * ys[..., None]  # (B, n, d)
-    return s_mat, jnp.cumsum(xy, axis=1) - xy
+    return exclusive_cumsum(outer), exclusive_cumsum(xs * ys[..., None])
 
 
 @partial(jax.jit, static_argnames="steps")
