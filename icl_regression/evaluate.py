@@ -75,16 +75,18 @@ def check_config(cfg: EvalConfig, task: TaskConfig | None = None) -> EvalConfig:
 
 
 def baseline_suite(task: TaskConfig, seed: int, cfg: EvalConfig, gd_eta) -> dict:
-    """name -> (baseline, params) for the task: the relevant baselines and their settings."""
+    """name -> (baseline, params): the baselines relevant to the task. Names read
+    `family(param=value)` (`ridge(lam=bayes)` is λ* = σ² d / τ²), as the figures expect."""
     suite = {"zero": ("zero", {}), "averaging": ("averaging", {}), "ols": ("ols", {})}
     lam_star = tasks.bayes_ridge_lambda(task)
     if 0 < lam_star < math.inf:
-        suite["ridge_bayes"] = ("ridge", {"lam": lam_star})
-    suite.update({f"ridge_{lam:g}": ("ridge", {"lam": lam}) for lam in cfg.ridge_lams})
-    suite["gd"] = ("gd", {"eta": np.asarray(gd_eta, np.float32), "steps": cfg.gd_steps})
-    suite[f"knn_{cfg.knn_k}"] = ("knn", {"k": cfg.knn_k})
+        suite["ridge(lam=bayes)"] = ("ridge", {"lam": lam_star})
+    suite.update({f"ridge(lam={lam:g})": ("ridge", {"lam": lam}) for lam in cfg.ridge_lams})
+    suite[f"gd(steps={cfg.gd_steps})"] = ("gd", {"eta": np.asarray(gd_eta, np.float32),
+                                                  "steps": cfg.gd_steps})
+    suite[f"knn(k={cfg.knn_k})"] = ("knn", {"k": cfg.knn_k})
     if task.w_prior == "sparse":
-        suite["lasso"] = ("lasso", {"alpha": cfg.lasso_alpha})
+        suite[f"lasso(alpha={cfg.lasso_alpha:g})"] = ("lasso", {"alpha": cfg.lasso_alpha})
     if task.pool_size > 0:
         sigma = cfg.dmmse_noise_std or task.noise_std or baselines.DEFAULT_DMMSE_NOISE_STD
         suite["dmmse"] = ("dmmse", {"pool": tasks.task_pool(seed, task), "noise_std": sigma})
@@ -218,15 +220,27 @@ def _merged_call(graphdef, state, xs, ys):
 
 
 def evaluate_run(run, cfg: EvalConfig | None = None, **overrides) -> dict:
-    """Model of a loaded run (`load_run`) vs the baselines; `overrides` are EvalConfig keys."""
+    """Model of a run vs the baselines; `overrides` are EvalConfig keys.
+
+    `run` is a loaded run (`load_run`), or a run directory: then it is loaded and the result is
+    also written to DIR/eval.json (what `icl-figures compute_missing=true` relies on).
+    """
     from flax import nnx
 
+    from icl_regression.run import load_run
+
+    run_dir = None if hasattr(run, "model") else Path(run)
+    if run_dir is not None:
+        run = load_run(run_dir)
     cfg = dataclasses.replace(cfg or EvalConfig(), **overrides)
     seed = run.config.seed if cfg.seed < 0 else cfg.seed
     graphdef, state = nnx.split(run.model)
     model = Partial(functools.partial(_merged_call, graphdef), state)  # params stay arguments
-    out = evaluate_predictors(run.config.task, seed, cfg, model)
-    return {"run_dir": str(run.run_dir), "step": int(run.step), **out}
+    out = {"run_dir": str(run.run_dir), "step": int(run.step),
+           **evaluate_predictors(run.config.task, seed, cfg, model)}
+    if run_dir is not None:
+        write_eval_json(run_dir / "eval.json", out)
+    return out
 
 
 def evaluate_baselines(task: TaskConfig, cfg: EvalConfig | None = None, **overrides) -> dict:

@@ -25,6 +25,8 @@ from icl_regression.train import train_and_evaluate
 
 TASK = TaskConfig(d=3, n_points=8, noise_std=0.3)
 SMALL = EvalConfig(n_prompts=300, implicit_prompts=64, progress=False, ridge_lams=(0.5,))
+NAMES = {"zero", "averaging", "ols", "ridge(lam=bayes)", "ridge(lam=0.5)", "gd(steps=1)",
+         "knn(k=3)"}
 
 
 def test_ols_against_itself_spd_ilwd_zero_r2_and_cosine_one():
@@ -38,7 +40,7 @@ def test_ols_against_itself_spd_ilwd_zero_r2_and_cosine_one():
     assert np.min(train["ilwd_r2"]) > 1 - 1e-5
     assert np.allclose(train["sensitivity_cos"]["ols"][1:], 1.0, atol=1e-5)
     assert train["sensitivity_cos"]["ols"][0] is None  # k = 0: the weight is 0
-    assert train["ilwd"]["gd"][TASK.d] > 0.01
+    assert train["ilwd"]["gd(steps=1)"][TASK.d] > 0.01
     assert train["error"]["model"] == train["error"]["ols"]
     validate_eval_json({"run_dir": None, "step": None, **data})
 
@@ -118,14 +120,14 @@ def test_run_eval_json_schema_atomic_write_and_determinism(tiny_run, tmp_path):
     assert sorted(p.name for p in tiny_run.iterdir() if p.name.startswith(".eval.")) == []
     train = data["settings"]["train"]
     assert train["k"] == list(range(6)) and len(train["ilwd_r2"]) == 6  # tiny run: d=3, n=6
-    assert set(train["spd"]) == set(data["predictors"]) and "ridge_bayes" in train["spd"]
+    assert set(train["spd"]) == set(data["predictors"]) == NAMES
     assert data["settings"]["orthogonal_query"]["k"] == [0, 1, 2]  # k < d only
     assert data["settings"]["orthogonal_query"]["ilwd"] == {}
     assert np.allclose(train["error"]["zero"]["mean"], 1.0, atol=0.3)
     table = format_table(data)
     assert "| model |" in table and "| k=1 | k=3 |" in table  # k = 1, d/2 = 1, d; 2d ≥ n
-    again = evaluate_run(load_run(tiny_run), cfg)  # same seed: the same numbers
-    assert json.loads(json.dumps(again)) == data
+    again = evaluate_run(str(tiny_run), cfg)  # same seed: the same numbers (rewritten file)
+    assert json.loads(json.dumps(again)) == data == json.loads(out.read_text())
     other = evaluate_run(load_run(tiny_run), cfg, seed=7)
     assert other["settings"]["train"]["error"] != data["settings"]["train"]["error"]
     broken = json.loads(out.read_text())
