@@ -183,8 +183,12 @@ def _evaluate_setting(name, prompts, predict_all, all_weights, model, cfg, queri
         return result
     count = queries.shape[0]
     xs, ys = prompts.xs[:count], prompts.ys[:count]
-    w_hat, r2 = _implicit_weights(_query_preds(model, xs, ys, queries), queries)
-    grads = _query_grads(model, xs, ys)
+    # The model sees m (or d) copies of each prompt here: chunk so a call holds ~`chunk` prompts.
+    m, d = queries.shape[1], queries.shape[2]
+    query_preds = _chunked(functools.partial(_query_preds, model), (xs, ys, queries),
+                           max(cfg.chunk // m, 1))
+    w_hat, r2 = _implicit_weights(query_preds, jnp.asarray(queries))
+    grads = _chunked(functools.partial(_query_grads, model), (xs, ys), max(cfg.chunk // d, 1))
     w_norm2 = float(np.mean(np.sum(np.asarray(prompts.ws[:count], np.float64) ** 2, axis=-1)))
     result["ilwd_r2"] = _lists(r2)
     for p, w_base in all_weights(xs, ys).items():  # (count, n, d) each
