@@ -120,9 +120,8 @@ def evaluate_predictors(task: TaskConfig, seed: int, cfg: EvalConfig, model=None
     if model is not None and not isinstance(model, Partial):
         model = Partial(model)
     key = tasks.stream_key(seed, "eval")
-    sample = jax.jit(tasks.sample_prompts, static_argnums=(1, 2, 3))
-    xs, ys, ws = sample(jax.random.fold_in(key, 0), task, cfg.n_prompts, seed)
-    tune_xs, tune_ys, _ = sample(jax.random.fold_in(key, 1), task, cfg.n_prompts, seed)
+    xs, ys, ws = _sample(jax.random.fold_in(key, 0), task, cfg.n_prompts, seed)
+    tune_xs, tune_ys, _ = _sample(jax.random.fold_in(key, 1), task, cfg.n_prompts, seed)
     gd_eta = baselines.tune_gd_eta(tune_xs, tune_ys, cfg.gd_steps)
     suite = baseline_suite(task, seed, cfg, gd_eta)
     funcs = {name: baselines.get_baseline(base, **params) for name, (base, params) in suite.items()}
@@ -184,8 +183,12 @@ def _evaluate_setting(name, prompts, predict_all, all_weights, model, cfg, queri
         return result
     count = queries.shape[0]
     xs, ys = prompts.xs[:count], prompts.ys[:count]
-    w_hat, r2 = _implicit_weights(_query_preds(model, xs, ys, queries), queries)
-    grads = _query_grads(model, xs, ys)
+    # The model sees m (or d) copies of each prompt here: chunk so a call holds ~`chunk` prompts.
+    m, d = queries.shape[1], queries.shape[2]
+    query_preds = _chunked(functools.partial(_query_preds, model), (xs, ys, queries),
+                           max(cfg.chunk // m, 1))
+    w_hat, r2 = _implicit_weights(query_preds, jnp.asarray(queries))
+    grads = _chunked(functools.partial(_query_grads, model), (xs, ys), max(cfg.chunk // d, 1))
     w_norm2 = float(np.mean(np.sum(np.asarray(prompts.ws[:count], np.float64) ** 2, axis=-1)))
     result["ilwd_r2"] = _lists(r2)
     for p, w_base in all_weights(xs, ys).items():  # (count, n, d) each
@@ -199,6 +202,7 @@ def _apply(model, xs, ys):
     return model(xs, ys)
 
 
+_sample = jax.jit(tasks.sample_prompts, static_argnums=(1, 2, 3))
 _query_preds = jax.jit(metrics.query_predictions)
 _query_grads = jax.jit(metrics.query_gradients)
 _implicit_weights = jax.jit(metrics.implicit_weights)
@@ -213,10 +217,17 @@ def _json_params(params: dict) -> dict:
     return shown
 
 
-def _merged_call(graphdef, state, xs, ys):
-    from flax import nnx
+@dataclass(frozen=True)
+class _MergedModel:
+    """`(state, xs, ys) -> preds` for one architecture; equal graphdefs compare equal, so the
+    compiled functions are reused across runs and calls."""
 
-    return nnx.merge(graphdef, state)(xs, ys)
+    graphdef: object
+
+    def __call__(self, state, xs, ys):
+        from flax import nnx
+
+        return nnx.merge(self.graphdef, state)(xs, ys)
 
 
 def evaluate_run(run, cfg: EvalConfig | None = None, **overrides) -> dict:
@@ -235,7 +246,7 @@ def evaluate_run(run, cfg: EvalConfig | None = None, **overrides) -> dict:
     cfg = dataclasses.replace(cfg or EvalConfig(), **overrides)
     seed = run.config.seed if cfg.seed < 0 else cfg.seed
     graphdef, state = nnx.split(run.model)
-    model = Partial(functools.partial(_merged_call, graphdef), state)  # params stay arguments
+    model = Partial(_MergedModel(graphdef), state)  # the parameters stay jit arguments
     out = {"run_dir": str(run.run_dir), "step": int(run.step),
            **evaluate_predictors(run.config.task, seed, cfg, model)}
     if run_dir is not None:

@@ -70,8 +70,11 @@ def query_predictions(predict: Predictor, xs: jax.Array, ys: jax.Array,
 
 def implicit_weights(query_preds: jax.Array, queries: jax.Array):
     """Least-squares ŵ (B, n, d) with ŷ ≈ queries ŵ, and the pooled uncentred R² (n,)."""
-    pinv = jnp.linalg.pinv(queries)  # (B, d, m): m ≥ 2d Gaussian queries, well conditioned
-    w_hat = einsum("bdm,bnm->bnd", pinv, query_preds)
+    # Through the SVD with explicit HIGHEST-precision products (pinv's own matmuls would run
+    # at the accelerator's default, TF32): m ≥ 2d Gaussian queries are well conditioned.
+    left, sing, right_t = jnp.linalg.svd(queries, full_matrices=False)  # (B,m,d) (B,d) (B,d,d)
+    coef = einsum("bme,bnm->bne", left, query_preds) / sing[:, None, :]
+    w_hat = einsum("bed,bne->bnd", right_t, coef)  # (B, n, d)
     resid = query_preds - einsum("bmd,bnd->bnm", queries, w_hat)
     r2 = 1.0 - jnp.sum(resid**2, axis=(0, 2)) / jnp.maximum(jnp.sum(query_preds**2, (0, 2)),
                                                              1e-30)
