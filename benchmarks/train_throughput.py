@@ -12,9 +12,9 @@ call of `steps_per_call` optimizer steps, batch sampled inside), on every visibl
 FLOPs per step come from XLA's cost analysis of a ONE-step update whose layer loop is unrolled:
 XLA counts a loop body once, so the timed multi-step update cannot be analysed directly. The
 analytic matmul count (forward ×3 for the backward pass) is printed beside it as a cross-check.
-The peak is the best of repeated square matmuls of a few sizes in the model's compute dtype,
-measured right before and after each timing so that a shared, noisy machine affects both alike;
-ratios are best call over best matmul.
+The peak is the best rate of back-to-back square matmuls (a few sizes, the model's compute
+dtype), timed over about a second right before and after each training timing so that a shared,
+noisy machine weighs on both alike; ratios are best training call over best matmul batch.
 """
 
 from __future__ import annotations
@@ -71,18 +71,22 @@ def analytic_flops(cfg: TrainConfig) -> float:
     return 3.0 * (m.n_layer * per_layer + ends)
 
 
-def matmul_peak(dtype, platform: str, repeats: int = 5) -> float:
-    """Best FLOP/s over square matmuls of a few sizes (on a CPU a mid-sized one that fits the
-    caches often beats the largest)."""
+def matmul_peak(dtype, platform: str, seconds: float = 1.0, repeats: int = 3) -> float:
+    """Best FLOP/s of back-to-back square matmuls, over a few sizes (on a CPU a mid-sized one
+    that fits the caches often beats the largest). Each timing lasts about `seconds`, like a
+    timed training call, so that a shared machine's load weighs on both alike."""
     best = 0.0
+    matmul = jax.jit(lambda a, b: a @ b)
     for n in (512, 1024, 2048) if platform == "cpu" else (4096, 8192):
         a = jnp.ones((n, n), dtype)
-        matmul = jax.jit(lambda a, b: a @ b)
+        matmul(a, a).block_until_ready()  # compile
+        start = time.perf_counter()
         matmul(a, a).block_until_ready()
+        count = max(1, round(seconds / (time.perf_counter() - start)))
         for _ in range(repeats):
             start = time.perf_counter()
-            matmul(a, a).block_until_ready()
-            best = max(best, 2 * n**3 / (time.perf_counter() - start))
+            jax.block_until_ready([matmul(a, a) for _ in range(count)])
+            best = max(best, count * 2 * n**3 / (time.perf_counter() - start))
     return best
 
 
@@ -123,7 +127,7 @@ def benchmark(label: str, overrides: list[str], steps_per_call: int | None, repe
     dtype = jnp.bfloat16 if cfg.model.dtype == "bfloat16" else jnp.float32
     update, params, opt_state, n_params = setup(cfg, parallel, unroll_layers=False)
     if steps_per_call is None:  # about two seconds a call, at most one log interval
-        guess_s = flops_analytic / parallel.n_devices / (0.5 * matmul_peak(dtype, platform, 2))
+        guess_s = flops_analytic / parallel.n_devices / (0.5 * matmul_peak(dtype, platform, 0.2, 1))
         steps_per_call = int(min(cfg.log_every, max(2, round(2.0 / guess_s))))
 
     wall, cpu = time.perf_counter(), time.process_time()
