@@ -17,6 +17,7 @@ apply to the GPT model too. The weight-space tools (rescaling, interpolation) ne
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -69,18 +70,15 @@ def gd_predictor(d: int, eta, n_steps: int, gamma=0.0) -> Predictor:
     return lambda xs, ys: lsa_forward(weights, xs, ys, n_layer=n_steps)[0]
 
 
-def _gd_loss_fn(xs: jax.Array, ys: jax.Array, n_steps: int, position: int):
-    """Jitted loss of the GD(++) construction as a function of (η (L,), γ (L,))."""
+@partial(jax.jit, static_argnames=("n_steps", "position"))
+def _gd_loss(etas, gammas, xs, ys, n_steps: int, position: int):
+    """Squared error at `position` of the GD(++) construction with per-layer (η, γ); inf when
+    it diverges. The prompts are arguments (not closed over) so XLA does not fold them."""
     d = xs.shape[-1]
-
-    @jax.jit
-    def loss(etas, gammas):
-        preds = lsa_forward(gd_construction(d, etas, n_steps, gammas), xs, ys,
-                            n_layer=n_steps, passes=[position])[0]  # (B, 1)
-        value = jnp.square(preds[:, 0] - ys[:, position]).mean()
-        return jnp.where(jnp.isfinite(value), value, jnp.inf)
-
-    return loss
+    preds = lsa_forward(gd_construction(d, etas, n_steps, gammas), xs, ys, n_layer=n_steps,
+                        passes=(position,))[0]  # (B, 1): one pass is enough
+    value = jnp.square(preds[:, 0] - ys[:, position]).mean()
+    return jnp.where(jnp.isfinite(value), value, jnp.inf)
 
 
 def optimal_gd_eta(xs: jax.Array, ys: jax.Array, n_steps: int = 1, position: int = -1,
@@ -88,10 +86,11 @@ def optimal_gd_eta(xs: jax.Array, ys: jax.Array, n_steps: int = 1, position: int
     """The one η (shared by all steps) minimising k-step GD's squared error at `position` on
     these prompts: a log-spaced grid around 1/E tr(S), then golden-section search in log η
     between the best grid point's neighbours."""
-    loss = _gd_loss_fn(xs, ys, n_steps, position)
-    at = lambda log_eta: float(loss(jnp.full((n_steps,), np.exp(log_eta)), jnp.zeros(n_steps)))
+    position = position % xs.shape[1]
+    at = lambda log_eta: float(_gd_loss(jnp.full((n_steps,), np.exp(log_eta)),
+                                        jnp.zeros(n_steps), xs, ys, n_steps, position))
     # scale: the context's total second moment tr(S) = Σ_j ‖x_j‖² at this position
-    trace = float(jnp.square(xs[:, : position % xs.shape[1]]).sum((1, 2)).mean())
+    trace = float(jnp.square(xs[:, :position]).sum((1, 2)).mean())
     grid = np.log(np.geomspace(1e-3, 1e2, 41) / max(trace, 1e-12))
     values = [at(g) for g in grid]
     best = int(np.argmin(values))
@@ -117,25 +116,25 @@ def fit_gd_plus_plus(xs: jax.Array, ys: jax.Array, n_layers: int, position: int 
     """GD++ (von Oswald et al. 2022, Sec. 4): layer l transforms inputs x ← (I − γ_l S) x and
     takes a GD step η_l; per-layer (η_l, γ_l) fitted by L-BFGS on these prompts, starting at
     optimal-η GD (γ = 0). Returns {"eta": (L,), "gamma": (L,), "loss": float}."""
-    loss = _gd_loss_fn(xs, ys, n_layers, position)
-    objective = lambda p: loss(p["eta"], p["gamma"])
+    position = position % xs.shape[1]
     eta0 = optimal_gd_eta(xs, ys, n_layers, position)
     params = {"eta": jnp.full((n_layers,), eta0), "gamma": jnp.zeros(n_layers)}
     solver = optax.lbfgs()
     state = solver.init(params)
-    value_and_grad = optax.value_and_grad_from_state(objective)
 
     @jax.jit
-    def step(params, state):
-        value, grad = value_and_grad(params, state=state)
+    def step(params, state, xs, ys):
+        objective = lambda p: _gd_loss(p["eta"], p["gamma"], xs, ys, n_layers, position)
+        value, grad = optax.value_and_grad_from_state(objective)(params, state=state)
         updates, state = solver.update(grad, state, params, value=value, grad=grad,
                                        value_fn=objective)
         return optax.apply_updates(params, updates), state
 
-    start = float(objective(params))
+    objective = lambda p: float(_gd_loss(p["eta"], p["gamma"], xs, ys, n_layers, position))
+    start = objective(params)
     for _ in range(iterations):
-        params, state = step(params, state)
-    final = float(objective(params))
+        params, state = step(params, state, xs, ys)
+    final = objective(params)
     if not np.isfinite(final) or final > start:  # L-BFGS wandered off: keep plain GD
         params, final = {"eta": jnp.full((n_layers,), eta0), "gamma": jnp.zeros(n_layers)}, start
     return {"eta": np.asarray(params["eta"]), "gamma": np.asarray(params["gamma"]),
@@ -161,12 +160,16 @@ def rescale_key_query(model: LSA) -> LSA:
 
 
 def weight_distance(model: LSA, target: LSA) -> dict:
-    """Relative Frobenius distance ‖W − W*‖ / ‖W*‖ of W_KQ and W_PV after rescaling `model`."""
+    """Relative Frobenius distance ‖W − W*‖ / ‖W*‖ after rescaling `model`: W_KQ, W_PV, and
+    W_PV's last row alone ("w_pv_y": what writes the y slot; in one layer the other rows only
+    change x slots, which the prediction never reads, so they keep their initial noise)."""
     _plain_lsa(model)
     rescaled = rescale_key_query(model)
-    return {name: float(jnp.linalg.norm(getattr(rescaled, name)[...] - getattr(target, name)[...])
-                        / jnp.linalg.norm(getattr(target, name)[...]))
-            for name in ("w_kq", "w_pv")}
+    pairs = {name: (getattr(rescaled, name)[...], getattr(target, name)[...])
+             for name in ("w_kq", "w_pv")}
+    pairs["w_pv_y"] = (pairs["w_pv"][0][..., -1, :], pairs["w_pv"][1][..., -1, :])
+    return {name: float(jnp.linalg.norm(got - want) / jnp.linalg.norm(want))
+            for name, (got, want) in pairs.items()}
 
 
 def interpolation_losses(model: LSA, target: LSA, xs: jax.Array, ys: jax.Array,
@@ -184,9 +187,9 @@ def interpolation_losses(model: LSA, target: LSA, xs: jax.Array, ys: jax.Array,
     end = {k: getattr(target, k)[...] for k in ("w_kq", "w_pv")}
 
     @jax.jit
-    def loss(alpha):
+    def loss(alpha, begin, end, xs, ys):
         weights = {k: (1 - alpha) * begin[k] + alpha * end[k] for k in begin}
         preds = lsa_forward(weights, xs, ys, n_layer=model.n_layer, passes=[position])[0]
         return jnp.square(preds[:, 0] - ys[:, position]).mean()
 
-    return np.array([float(loss(jnp.float32(a))) for a in alphas])
+    return np.array([float(loss(jnp.float32(a), begin, end, xs, ys)) for a in alphas])

@@ -4,7 +4,8 @@
     python -m icl_regression.lsa_figures           # measure and plot existing runs only
 
 Runs live in fixed directories under --runs: `oswald_lsa/reference` (preset oswald_lsa, one
-layer) and `oswald_lsa_deep/L{k}_{untied,tied}` (preset oswald_lsa_deep with model.n_layer=k).
+layer) and `oswald_lsa_deep/L{k}_{untied,tied}` (preset oswald_lsa_deep with model.n_layer=k);
+`--deep FOLDER` reads the deep runs from any folder instead (e.g. a Hydra multirun sweep).
 Writes to --out: lsa_loss_curve.png (trained loss vs the optimal-η one-step GD line),
 lsa_sensitivity.png (cosine / L2 between ∂ŷ/∂x_query of the model and of GD over training),
 lsa_interpolation.png (loss from the rescaled trained weights to the construction),
@@ -106,10 +107,23 @@ def measure_single(run_dir: Path, n_eval: int = 4096, n_curve: int = 1024) -> di
     return out
 
 
-def measure_depths(runs_root: Path, depths=DEPTHS, n_eval: int = 4096,
+def find_deep_runs(folder: Path) -> dict:
+    """{(n_layer, "tied" | "untied"): run_dir} for every trained LSA run below `folder` (the
+    fixed directories of --train or a Hydra multirun sweep); the last path wins on repeats."""
+    found = {}
+    for config_file in sorted(folder.glob("**/config.json")):
+        run_dir = config_file.parent
+        model = load_config(run_dir).model
+        if model.name == "lsa" and (run_dir / "checkpoints").exists():
+            found[(model.n_layer, "tied" if model.tie_layers else "untied")] = run_dir
+    return found
+
+
+def measure_depths(single_dir: Path, deep_dir: Path, depths=DEPTHS, n_eval: int = 4096,
                    single_loss: float | None = None) -> list[dict]:
     """Per depth k: trained LSA (untied, tied), k-step GD at its best η, fitted GD++."""
-    cfg = load_config(runs_root / "oswald_lsa" / "reference")
+    cfg = load_config(single_dir)
+    deep_runs = find_deep_runs(deep_dir) if deep_dir.exists() else {}
     norm = tasks.expected_y2(cfg.task)
     xs, ys = _prompts(cfg, n_eval, 0)
     fit_xs, fit_ys = _prompts(cfg, n_eval // 2, 1)
@@ -117,10 +131,10 @@ def measure_depths(runs_root: Path, depths=DEPTHS, n_eval: int = 4096,
     for depth in (1, *depths):
         row = {"depth": depth}
         for key in ("untied", "tied"):
-            run_dir = runs_root / "oswald_lsa_deep" / f"L{depth}_{key}"
+            run_dir = deep_runs.get((depth, key))
             if depth == 1:
                 row[key] = single_loss  # one layer: tying changes nothing
-            elif (run_dir / "checkpoints").exists():
+            elif run_dir is not None:
                 run = load_run(run_dir)
                 if run.config.task != cfg.task:
                     raise ValueError(f"{run_dir}: task differs from the one-layer run's")
@@ -216,6 +230,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train", action="store_true", help="train or resume the presets")
     parser.add_argument("--runs", type=Path, default=Path("runs"))
     parser.add_argument("--out", type=Path, default=Path("plots"))
+    parser.add_argument("--deep", type=Path, default=None,
+                        help="folder of deep LSA runs (default RUNS/oswald_lsa_deep; a Hydra "
+                             "multirun sweep folder works too)")
     parser.add_argument("--depths", type=int, nargs="*", default=list(DEPTHS))
     parser.add_argument("--n-eval", type=int, default=4096)
     args = parser.parse_args(argv)
@@ -228,7 +245,9 @@ def main(argv: list[str] | None = None) -> None:
     single = measure_single(single_dir, args.n_eval)
     print(f"[lsa] 1 layer: trained {single['trained_loss']:.4f} vs GD {single['gd_loss']:.4f} "
           f"(η={single['eta']:.4f}), cosine {single['cosine']:.4f}, L2 {single['l2']:.4f}")
-    depth_rows = measure_depths(args.runs, args.depths, args.n_eval, single["trained_loss"])
+    deep_dir = args.deep or args.runs / "oswald_lsa_deep"
+    depth_rows = measure_depths(single_dir, deep_dir, args.depths, args.n_eval,
+                                single["trained_loss"])
     norm = tasks.expected_y2(load_config(single_dir).task)
     plot_loss_curve(single, read_metrics(single_dir / "metrics.jsonl"), norm,
                     args.out / "lsa_loss_curve.png")

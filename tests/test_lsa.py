@@ -169,7 +169,7 @@ def test_optimal_eta_and_interpolation():
     losses = gd_compare.interpolation_losses(trained, target, xs, ys, [0.0, 1.0])
     assert losses[0] == pytest.approx(gd_compare.loss_at(trained, xs, ys), rel=1e-4)
     assert losses[1] == pytest.approx(gd_compare.loss_at(target, xs, ys), rel=1e-4)
-    assert gd_compare.weight_distance(target, target) == {"w_kq": 0.0, "w_pv": 0.0}
+    assert gd_compare.weight_distance(target, target) == {"w_kq": 0.0, "w_pv": 0.0, "w_pv_y": 0.0}
 
 
 def test_masked_mse_last_position_and_config_validation():
@@ -214,3 +214,14 @@ def test_trained_one_layer_lsa_matches_optimal_gd(tmp_path):
     trained_loss, gd_loss = gd_compare.loss_at(run.predict, xs, ys), gd_compare.loss_at(gd, xs, ys)
     assert trained_loss < gd_loss * 1.02
     assert gd_compare.compare_predictors(run.predict, gd, xs, ys)["cosine"] > 0.99
+
+
+def test_presets_compose():
+    from icl_regression.lsa_figures import compose_preset
+
+    single = compose_preset("oswald_lsa")
+    assert (single.model.name, single.model.n_layer, single.loss_positions) == ("lsa", 1, "last")
+    assert (single.task.d, single.task.n_points, single.task.x_dist) == (10, 11, "uniform")
+    assert tasks.expected_y2(single.task) == pytest.approx(10 / 3, rel=1e-6)  # the paper's scale
+    deep = compose_preset("oswald_lsa_deep", ("model.n_layer=4", "model.tie_layers=true"))
+    assert (deep.model.n_layer, deep.model.tie_layers, deep.task) == (4, True, single.task)
