@@ -53,15 +53,17 @@ def compare_predictors(predict_a: Predictor, predict_b: Predictor, xs: jax.Array
     """Prediction difference and sensitivity alignment of A with B at `position`.
 
     pred_diff: mean (ŷ_A − ŷ_B)²; cosine: mean over prompts of cos(∂ŷ_A/∂x_q, ∂ŷ_B/∂x_q);
-    l2: mean ‖∂ŷ_A/∂x_q − ∂ŷ_B/∂x_q‖."""
+    l2: mean ‖∂ŷ_A/∂x_q − ∂ŷ_B/∂x_q‖; l2_rel: the same divided by mean ‖∂ŷ_B/∂x_q‖."""
     pred_a, pred_b = predict_a(xs, ys)[:, position], predict_b(xs, ys)[:, position]  # (B,)
     grad_a = query_sensitivity(predict_a, xs, ys, position)  # (B, d)
     grad_b = query_sensitivity(predict_b, xs, ys, position)  # (B, d)
-    norms = jnp.linalg.norm(grad_a, axis=-1) * jnp.linalg.norm(grad_b, axis=-1)  # (B,)
-    cosine = (grad_a * grad_b).sum(-1) / jnp.maximum(norms, 1e-30)
+    norm_b = jnp.linalg.norm(grad_b, axis=-1)  # (B,)
+    cosine = (grad_a * grad_b).sum(-1) / jnp.maximum(
+        jnp.linalg.norm(grad_a, axis=-1) * norm_b, 1e-30)
+    l2 = jnp.linalg.norm(grad_a - grad_b, axis=-1).mean()
     return {"pred_diff": float(jnp.square(pred_a - pred_b).mean()),
-            "cosine": float(cosine.mean()),
-            "l2": float(jnp.linalg.norm(grad_a - grad_b, axis=-1).mean())}
+            "cosine": float(cosine.mean()), "l2": float(l2),
+            "l2_rel": float(l2 / jnp.maximum(norm_b.mean(), 1e-30))}
 
 
 def gd_predictor(d: int, eta, n_steps: int, gamma=0.0) -> Predictor:

@@ -27,7 +27,13 @@ import jax
 import numpy as np
 
 from icl_regression import gd_compare, tasks
-from icl_regression.config import TrainConfig, register_configs, to_dataclass, validate
+from icl_regression.config import (
+    ModelConfig,
+    TrainConfig,
+    register_configs,
+    to_dataclass,
+    validate,
+)
 from icl_regression.hydra_app import CONF_DIR
 from icl_regression.logging import read_metrics
 from icl_regression.models.lsa import constructed_lsa, lsa_forward
@@ -76,6 +82,13 @@ def _checkpoint_steps(run_dir: Path) -> list[int]:
     return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
 
 
+def _params_predictor(params: dict, model: ModelConfig):
+    """One jitted forward shared by every checkpoint (a Run per step would recompile)."""
+    return lambda xs, ys: lsa_forward(params, xs, ys, n_layer=model.n_layer,
+                                      use_mlp=model.use_mlp,
+                                      use_layernorm=model.use_layernorm)[0]
+
+
 def measure_single(run_dir: Path, n_eval: int = 4096, n_curve: int = 1024) -> dict:
     """One-layer run: trained vs optimal-η GD (loss, prediction difference, sensitivity), the
     weight distance and interpolation path, and loss / cosine at every kept checkpoint."""
@@ -97,12 +110,13 @@ def measure_single(run_dir: Path, n_eval: int = 4096, n_curve: int = 1024) -> di
     out["pred_diff"] /= norm
     curve_xs, curve_ys = xs[:n_curve], ys[:n_curve]
     curve = []
-    for step in _checkpoint_steps(run_dir):
-        params = load_run(run_dir, step).model.param_dict()
-        predict = lambda a, b, p=params: lsa_forward(p, a, b, n_layer=cfg.model.n_layer)[0]
+    for step in [0, *_checkpoint_steps(run_dir)]:  # step 0: the initialisation
+        source = run.untrained(cfg.seed) if step == 0 else load_run(run_dir, step)
+        predict = _params_predictor(source.model.param_dict(), cfg.model)
         compared = gd_compare.compare_predictors(predict, gd, curve_xs, curve_ys)
         curve.append({"step": step, "loss": gd_compare.loss_at(predict, curve_xs, curve_ys) / norm,
-                      "cosine": compared["cosine"], "l2": compared["l2"]})
+                      "cosine": compared["cosine"], "l2": compared["l2"],
+                      "l2_rel": compared["l2_rel"]})
     out["curve"] = curve
     return out
 
@@ -188,12 +202,12 @@ def plot_sensitivity(single: dict, path: Path) -> None:
     plt, fig, ax = _figure()
     steps = [c["step"] for c in single["curve"]]
     ax.plot(steps, [c["cosine"] for c in single["curve"]], "o-", ms=2.5, color="C0")
-    ax.set(xlabel="training step", ylabel="cosine(∂ŷ/∂x_q LSA, GD)", ylim=(min(
-        0.0, min(c["cosine"] for c in single["curve"])), 1.02),
-        title="sensitivity alignment with one GD step")
+    ax.set(xlabel="training step", ylim=(min(0.0, min(c["cosine"] for c in single["curve"])),
+                                         1.02), title="sensitivity alignment with one GD step")
+    ax.set_ylabel("cosine(∂ŷ/∂x_q of LSA, of GD)", color="C0")
     twin = ax.twinx()
-    twin.plot(steps, [c["l2"] for c in single["curve"]], "s-", ms=2, color="C1")
-    twin.set_ylabel("L2 distance of ∂ŷ/∂x_q", color="C1")
+    twin.plot(steps, [c["l2_rel"] for c in single["curve"]], "s-", ms=2, color="C1")
+    twin.set_ylabel("‖∂ŷ_LSA/∂x_q − ∂ŷ_GD/∂x_q‖ / ‖∂ŷ_GD/∂x_q‖", color="C1")
     _save(fig, path)
     plt.close(fig)
 
