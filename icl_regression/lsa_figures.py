@@ -133,47 +133,54 @@ def find_deep_runs(folder: Path) -> dict:
     return found
 
 
-def measure_depths(single_dir: Path, deep_dir: Path, depths=DEPTHS, n_eval: int = 4096,
-                   single_loss: float | None = None) -> list[dict]:
-    """Per depth k: trained LSA (untied, tied), k-step GD at its best η, fitted GD++."""
+def _error_stats(predict, xs, ys, norm: float) -> tuple[float, float]:
+    """Mean and median over prompts of the normalised squared error at the last position
+    (deep linear attention has heavy-tailed errors: a few prompts can dominate the mean)."""
+    errors = np.square(np.asarray(predict(xs, ys))[:, -1] - np.asarray(ys)[:, -1]) / norm
+    return float(errors.mean()), float(np.median(errors))
+
+
+def measure_depths(single_dir: Path, deep_dir: Path, depths=DEPTHS,
+                   n_eval: int = 4096) -> list[dict]:
+    """Per depth k: trained LSA (untied, tied), k-step GD at its best η, fitted GD++; each as
+    mean (key) and median (key_median) normalised error."""
     cfg = load_config(single_dir)
-    deep_runs = find_deep_runs(deep_dir) if deep_dir.exists() else {}
+    runs = {(1, "untied"): single_dir, (1, "tied"): single_dir}  # one layer: tying is moot
+    runs.update(find_deep_runs(deep_dir) if deep_dir.exists() else {})
     norm = tasks.expected_y2(cfg.task)
     xs, ys = _prompts(cfg, n_eval, 0)
     fit_xs, fit_ys = _prompts(cfg, n_eval // 2, 1)
     rows = []
     for depth in (1, *depths):
-        row = {"depth": depth}
+        row, predictors = {"depth": depth}, {}
         for key in ("untied", "tied"):
-            run_dir = deep_runs.get((depth, key))
-            if depth == 1:
-                row[key] = single_loss  # one layer: tying changes nothing
-            elif run_dir is not None:
-                run = load_run(run_dir)
+            if (depth, key) in runs:
+                run = load_run(runs[(depth, key)])
                 if run.config.task != cfg.task:
-                    raise ValueError(f"{run_dir}: task differs from the one-layer run's")
-                row[key] = gd_compare.loss_at(run.predict, xs, ys) / norm
+                    raise ValueError(f"{run.run_dir}: task differs from the one-layer run's")
+                predictors[key] = run.predict
         eta = gd_compare.optimal_gd_eta(fit_xs, fit_ys, depth)
         plus = gd_compare.fit_gd_plus_plus(fit_xs, fit_ys, depth)
-        gd = gd_compare.gd_predictor(cfg.task.d, eta, depth)
-        gd_pp = gd_compare.gd_predictor(cfg.task.d, plus["eta"], depth, plus["gamma"])
-        row.update(gd_eta=eta, gd=gd_compare.loss_at(gd, xs, ys) / norm,
-                   gd_pp_eta=plus["eta"].tolist(), gd_pp_gamma=plus["gamma"].tolist(),
-                   gd_pp=gd_compare.loss_at(gd_pp, xs, ys) / norm)
+        predictors["gd"] = gd_compare.gd_predictor(cfg.task.d, eta, depth)
+        predictors["gd_pp"] = gd_compare.gd_predictor(cfg.task.d, plus["eta"], depth,
+                                                      plus["gamma"])
+        row.update(gd_eta=eta, gd_pp_eta=plus["eta"].tolist(),
+                   gd_pp_gamma=plus["gamma"].tolist())
+        for key, predict in predictors.items():
+            row[key], row[f"{key}_median"] = _error_stats(predict, xs, ys, norm)
         rows.append(row)
         print(f"[lsa] depth {depth}: " + ", ".join(
-            f"{k}={row[k]:.4f}" for k in ("untied", "tied", "gd", "gd_pp")
-            if row.get(k) is not None))
+            f"{k}={row[k]:.4f} (median {row[k + '_median']:.4f})" for k in predictors))
     return rows
 
 
-def _figure():
+def _figure(ncols: int = 1):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt, *plt.subplots(figsize=(5.0, 3.4), dpi=110)
+    return plt, *plt.subplots(1, ncols, figsize=(5.0 * ncols, 3.4), dpi=110)
 
 
 def _save(fig, path: Path) -> None:
@@ -224,17 +231,19 @@ def plot_interpolation(single: dict, path: Path) -> None:
 
 
 def plot_depth(rows: list[dict], path: Path) -> None:
-    plt, fig, ax = _figure()
+    plt, fig, axes = _figure(ncols=2)
     depths = [r["depth"] for r in rows]
-    for key, label, style in (("untied", "trained LSA", "o-"), ("tied", "trained LSA, tied",
-                              "s--"), ("gd", "GD, k steps (optimal η)", "^-"),
-                              ("gd_pp", "GD++ (fitted η_l, γ_l)", "v-")):
-        pairs = [(d, r[key]) for d, r in zip(depths, rows, strict=True) if r.get(key) is not None]
-        if pairs:
-            ax.plot(*zip(*pairs, strict=True), style, ms=4, label=label)
-    ax.set(xlabel="layers = GD steps", ylabel="squared error / E y²", yscale="log",
-           xticks=depths, title="loss vs depth")
-    ax.legend(fontsize=8)
+    series = (("untied", "trained LSA", "o-"), ("tied", "trained LSA, tied", "s--"),
+              ("gd", "GD, k steps (optimal η)", "^-"), ("gd_pp", "GD++ (fitted η_l, γ_l)", "v-"))
+    for ax, suffix, stat in zip(axes, ("", "_median"), ("mean", "median"), strict=True):
+        for key, label, style in series:
+            pairs = [(d, r[key + suffix]) for d, r in zip(depths, rows, strict=True)
+                     if r.get(key + suffix) is not None]
+            if pairs:
+                ax.plot(*zip(*pairs, strict=True), style, ms=4, label=label)
+        ax.set(xlabel="layers = GD steps", ylabel=f"{stat} squared error / E y²",
+               yscale="log", xticks=depths, title=f"loss vs depth ({stat} over prompts)")
+    axes[0].legend(fontsize=8)
     _save(fig, path)
     plt.close(fig)
 
@@ -260,8 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"[lsa] 1 layer: trained {single['trained_loss']:.4f} vs GD {single['gd_loss']:.4f} "
           f"(η={single['eta']:.4f}), cosine {single['cosine']:.4f}, L2 {single['l2']:.4f}")
     deep_dir = args.deep or args.runs / "oswald_lsa_deep"
-    depth_rows = measure_depths(single_dir, deep_dir, args.depths, args.n_eval,
-                                single["trained_loss"])
+    depth_rows = measure_depths(single_dir, deep_dir, args.depths, args.n_eval)
     norm = tasks.expected_y2(load_config(single_dir).task)
     plot_loss_curve(single, read_metrics(single_dir / "metrics.jsonl"), norm,
                     args.out / "lsa_loss_curve.png")
