@@ -118,6 +118,8 @@ def measure_single(run_dir: Path, n_eval: int = 4096, n_curve: int = 1024) -> di
                       "cosine": compared["cosine"], "l2": compared["l2"],
                       "l2_rel": compared["l2_rel"]})
     out["curve"] = curve
+    out["train_curve"] = [(m["step"], m["loss"] / norm)
+                          for m in read_metrics(run_dir / "metrics.jsonl")]
     return out
 
 
@@ -149,7 +151,7 @@ def measure_depths(single_dir: Path, deep_dir: Path, depths=DEPTHS,
     runs.update(find_deep_runs(deep_dir) if deep_dir.exists() else {})
     norm = tasks.expected_y2(cfg.task)
     xs, ys = _prompts(cfg, n_eval, 0)
-    fit_xs, fit_ys = _prompts(cfg, n_eval // 2, 1)
+    fit_xs, fit_ys = _prompts(cfg, n_eval, 1)  # the same fit set as measure_single
     rows = []
     for depth in (1, *depths):
         row, predictors = {"depth": depth}, {}
@@ -189,10 +191,9 @@ def _save(fig, path: Path) -> None:
     fig.clf()
 
 
-def plot_loss_curve(single: dict, metrics: list[dict], norm: float, path: Path) -> None:
+def plot_loss_curve(single: dict, path: Path) -> None:
     plt, fig, ax = _figure()
-    steps = [m["step"] for m in metrics]
-    ax.plot(steps, [m["loss"] / norm for m in metrics], color="0.7", lw=1,
+    ax.plot(*zip(*single["train_curve"], strict=True), color="0.7", lw=1,
             label="trained LSA (training batches)")
     ax.plot([c["step"] for c in single["curve"]], [c["loss"] for c in single["curve"]],
             "o-", ms=2.5, color="C0", label="trained LSA (held-out)")
@@ -223,8 +224,10 @@ def plot_interpolation(single: dict, path: Path) -> None:
     plt, fig, ax = _figure()
     ax.plot(single["alphas"], single["interpolation"], "o-", ms=3)
     ax.axhline(single["gd_loss"], color="C3", ls="--", label="GD construction")
+    spread = max(max(abs(v / single["gd_loss"] - 1) for v in single["interpolation"]), 0.02)
     ax.set(xlabel="α  (0: trained, rescaled; 1: GD construction)",
-           ylabel="squared error / E y²", title="interpolating trained → constructed weights")
+           ylabel="squared error / E y²", title="interpolating trained → constructed weights",
+           ylim=(single["gd_loss"] * (1 - 1.2 * spread), single["gd_loss"] * (1 + 1.2 * spread)))
     ax.legend(fontsize=8)
     _save(fig, path)
     plt.close(fig)
@@ -258,28 +261,34 @@ def main(argv: list[str] | None = None) -> None:
                              "multirun sweep folder works too)")
     parser.add_argument("--depths", type=int, nargs="*", default=list(DEPTHS))
     parser.add_argument("--n-eval", type=int, default=4096)
+    parser.add_argument("--replot", action="store_true",
+                        help="redraw the figures from OUT/lsa_numbers.json without measuring")
     args = parser.parse_args(argv)
     if args.train:
         train_presets(args.runs, args.depths)
     single_dir = args.runs / "oswald_lsa" / "reference"
-    if not (single_dir / "checkpoints").exists():
+    if not args.replot and not (single_dir / "checkpoints").exists():
         raise SystemExit(f"error: {single_dir} holds no trained run; pass --train")
     args.out.mkdir(parents=True, exist_ok=True)
-    single = measure_single(single_dir, args.n_eval)
-    print(f"[lsa] 1 layer: trained {single['trained_loss']:.4f} vs GD {single['gd_loss']:.4f} "
-          f"(η={single['eta']:.4f}), cosine {single['cosine']:.4f}, L2 {single['l2']:.4f}")
-    deep_dir = args.deep or args.runs / "oswald_lsa_deep"
-    depth_rows = measure_depths(single_dir, deep_dir, args.depths, args.n_eval)
-    norm = tasks.expected_y2(load_config(single_dir).task)
-    plot_loss_curve(single, read_metrics(single_dir / "metrics.jsonl"), norm,
-                    args.out / "lsa_loss_curve.png")
-    plot_sensitivity(single, args.out / "lsa_sensitivity.png")
-    plot_interpolation(single, args.out / "lsa_interpolation.png")
-    plot_depth(depth_rows, args.out / "lsa_depth.png")
-    numbers = {"single": single, "depth": depth_rows}
-    tmp = args.out / "lsa_numbers.json.tmp"
-    tmp.write_text(json.dumps(numbers, indent=1))
-    os.replace(tmp, args.out / "lsa_numbers.json")
+    numbers_path = args.out / "lsa_numbers.json"
+    if args.replot:
+        if not numbers_path.exists():
+            raise SystemExit(f"error: {numbers_path} does not exist; run without --replot first")
+        numbers = json.loads(numbers_path.read_text())
+    else:
+        numbers = {"single": measure_single(single_dir, args.n_eval)}
+        single = numbers["single"]
+        print(f"[lsa] 1 layer: trained {single['trained_loss']:.4f} vs GD {single['gd_loss']:.4f}"
+              f" (η={single['eta']:.4f}), cosine {single['cosine']:.4f}, L2 {single['l2']:.4f}")
+        deep_dir = args.deep or args.runs / "oswald_lsa_deep"
+        numbers["depth"] = measure_depths(single_dir, deep_dir, args.depths, args.n_eval)
+        tmp = numbers_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(numbers, indent=1))
+        os.replace(tmp, numbers_path)
+    plot_loss_curve(numbers["single"], args.out / "lsa_loss_curve.png")
+    plot_sensitivity(numbers["single"], args.out / "lsa_sensitivity.png")
+    plot_interpolation(numbers["single"], args.out / "lsa_interpolation.png")
+    plot_depth(numbers["depth"], args.out / "lsa_depth.png")
     print(f"[lsa] wrote {args.out}/lsa_*.png and lsa_numbers.json")
 
 
