@@ -22,6 +22,7 @@ ENCODINGS = ("interleaved", "paired")
 POSITIONS = ("learned", "none")
 SCHEDULES = ("cosine", "constant")
 DTYPES = ("float32", "bfloat16")
+LOSS_POSITIONS = ("all", "last")
 
 
 class ConfigError(ValueError):
@@ -107,6 +108,9 @@ class TrainConfig:
     seed: int = 0
     steps: int = 3000
     batch_size: int = 64  # global batch, split over devices
+    # all: mean squared error over every active position (k = 0..n-1 context pairs);
+    # last: only the last active position (a single-query loss, as in von Oswald et al. 2022)
+    loss_positions: str = "all"
     log_every: int = 100  # also the number of optimizer steps per jitted call
     ckpt_every: int = 1000  # a multiple of log_every
     keep_checkpoints: int = 2  # latest N kept ...
@@ -222,6 +226,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
 
     _require(cfg.steps >= 1, "steps", cfg.steps, "must be >= 1")
     _require(cfg.batch_size >= 1, "batch_size", cfg.batch_size, "must be >= 1")
+    _require(cfg.loss_positions in LOSS_POSITIONS, "loss_positions", cfg.loss_positions,
+             f"allowed: {', '.join(LOSS_POSITIONS)}")
     _require(cfg.log_every >= 1, "log_every", cfg.log_every, "must be >= 1")
     _require(cfg.ckpt_every >= 1 and cfg.ckpt_every % cfg.log_every == 0, "ckpt_every",
              cfg.ckpt_every, f"must be a positive multiple of log_every={cfg.log_every}")
