@@ -64,7 +64,17 @@ def _mean_over_k(value) -> float:
     return float(np.nanmean(curve(value)[0][1:]))
 
 
-def _legend(fig: Figure, axes) -> None:
+def _floor(ax, floor: float = 1e-4) -> None:
+    """Errors below `floor` are exact fits up to rounding (OLS at k ≥ d on noiseless tasks):
+    cut the log axis there instead of stretching it over rounding noise."""
+    low, high = ax.get_ylim()
+    if low < floor < high:
+        ax.set_ylim(floor, high)
+        ax.text(0.02, 0.02, f"axis cut at {floor:g}: below is exact up to rounding",
+                transform=ax.transAxes, fontsize=6, color=GREY)
+
+
+def _legend(fig: Figure, axes, ncol: int = 3) -> None:
     handles, labels = {}, []
     for ax in np.ravel(axes):
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -72,7 +82,7 @@ def _legend(fig: Figure, axes) -> None:
                 handles[label] = handle
                 labels.append(label)
     fig.legend([handles[k] for k in labels], labels, loc="outside lower center",
-               ncol=min(len(labels), 3))
+               ncol=min(len(labels), ncol))
 
 
 def _results(records: Sequence[Mapping]) -> list[Mapping]:
@@ -140,6 +150,7 @@ def plot_scale(records: Sequence[Mapping]) -> Figure:
             ax.axhline(curve(rows[0]["error"][name])[0][k], color=colour, ls=ls, label=label)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        _floor(ax)
         ax.set_xlabel("parameters")
         ax.set_title(f"k = {k}" + (" = d" if k == d else f" ({k / d:g} d)"))
     axes[0].set_ylabel(ERROR_LABEL)
@@ -170,6 +181,7 @@ def plot_prior_override(records: Sequence[Mapping]) -> Figure:
                 _line(ax, ks, first[name], colour, ls, label=label, band=False)
         ax.axvline(rows[0]["d"], color=GREY, lw=0.8, ls=":")
         ax.set_yscale("log")
+        _floor(ax)
         ax.set_xlabel(K_LABEL)
         ax.set_title(title)
     axes[0].set_ylabel(ERROR_LABEL)
@@ -200,7 +212,7 @@ def plot_corrupted_demos(records: Sequence[Mapping]) -> Figure:
             if name != "model":
                 colour, ls, label = baseline_style(name)
                 _line(ax, fractions, value, colour, ls, label=label, marker=".")
-        ax.set_yscale("log")
+        ax.set_ylim(bottom=0)  # linear: the errors span one decade at most here
         ax.set_xlabel(f"corrupted fraction of the k = {rows[0]['k']} demonstrations")
         ax.set_title(titles.get(mode, mode))
     axes[0].set_ylabel(ERROR_LABEL + " (clean query)")
@@ -210,25 +222,28 @@ def plot_corrupted_demos(records: Sequence[Mapping]) -> Figure:
 
 @styled
 def plot_order_sensitivity(records: Sequence[Mapping]) -> Figure:
-    """Variance of the prediction over orders of the same demonstrations: vs k at the last
-    checkpoint, and averaged over k vs training step."""
-    fig = new_figure(FULL_WIDTH, 2.7)
+    """Variance of the prediction over orders of the same demonstrations: vs k per checkpoint
+    (one run) or at the last checkpoint (several), and averaged over k vs training step."""
+    fig = new_figure(FULL_WIDTH, 2.8)
     k_ax, step_ax = fig.subplots(1, 2)
-    colours = model_colours(len(records))
-    floor = 1e-12  # OLS is order-invariant: its variance is rounding error, drawn at ≥ floor
-    for record, colour in zip(records, colours, strict=True):
+    single = len(records) == 1
+    for record, colour in zip(records, model_colours(len(records)), strict=True):
         row = record["results"]
         by_step = row["variance"]["model"]
-        last = str(max(int(s) for s in by_step))
-        k_ax.plot(row["k"], by_step[last], "o-", ms=3, color=colour, lw=1.8,
-                  label=f"model ({record['label']}), step {last}")
         steps = sorted(int(s) for s in by_step)
+        shown = steps if single else steps[-1:]
+        for step, shade in zip(shown, model_colours(len(shown)) if single else [colour],
+                               strict=True):
+            k_ax.plot(row["k"], by_step[str(step)], "o-", ms=3, color=shade,
+                      label=f"model, step {step}" + ("" if single else f" ({record['label']})"))
         step_ax.plot(steps, [np.mean(by_step[str(s)]) for s in steps], "o-", ms=3,
                      color=colour, label=f"model ({record['label']})")
     first = records[0]["results"]
-    colour, ls, label = baseline_style("ols")
-    k_ax.plot(first["k"], np.maximum(first["variance"]["ols"], floor), color=colour, ls=ls,
-              label=f"{label} (order-invariant)")
+    error = curve(first["error"]["model"])[0]  # k = 1..n−1
+    k_ax.plot(first["error_k"], error, color=GREY, ls="--",
+              label="model's squared error (last step)")
+    k_ax.text(0.98, 0.04, f"OLS (order-invariant): variance ≤ {max(first['variance']['ols']):.0e}",
+              transform=k_ax.transAxes, ha="right", va="bottom", color=FAMILY_COLOURS["ols"])
     for ax in (k_ax, step_ax):
         ax.set_yscale("log")
         ax.set_ylabel("variance over orders / E y²")
@@ -262,7 +277,8 @@ def plot_demo_selection(records: Sequence[Mapping]) -> Figure:
     ax.set_xlabel(K_LABEL)
     ax.set_ylabel(ERROR_LABEL)
     ax.set_title(f"demonstrations chosen from {first['pool_points']} labelled examples")
-    _legend(fig, [ax])
+    _floor(ax)
+    _legend(fig, [ax], ncol=2)
     return fig
 
 
@@ -288,7 +304,8 @@ def plot_long_context(records: Sequence[Mapping]) -> Figure:
     ax.set_yscale("log")
     ax.set_xlabel(K_LABEL)
     ax.set_ylabel(ERROR_LABEL)
-    _legend(fig, [ax])
+    _floor(ax)
+    _legend(fig, [ax], ncol=2)
     return fig
 
 

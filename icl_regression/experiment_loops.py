@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
@@ -23,50 +22,8 @@ from tqdm.auto import tqdm
 from icl_regression import demos, robust, tasks
 from icl_regression.baselines import get_baseline
 from icl_regression.config import TaskConfig
+from icl_regression.experiments import EXPERIMENTS, ExperimentOptions, ExperimentSkipped
 from icl_regression.models import count_params
-
-EXPERIMENTS = ("task_diversity", "scale", "prior_override", "corrupted_demos",
-               "order_sensitivity", "demo_selection", "long_context")
-
-
-class ExperimentSkipped(Exception):
-    """This run cannot serve this experiment; the message says why and what would."""
-
-
-@dataclass(frozen=True)
-class CorruptionOptions:
-    fractions: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
-    modes: tuple[str, ...] = ("noise", "other_w")
-    ridge_lam: float = 1.0  # the ridge line (shrinkage also damps outliers)
-    huber_delta: float = 0.1  # Huber threshold, in units of the label scale √(E y²)
-
-
-@dataclass(frozen=True)
-class OrderOptions:
-    permutations: int = 8  # random orders of the same demonstrations per prompt
-    prompts: int = 500
-    steps: tuple[int, ...] | None = None  # checkpoints to evaluate; None: all stored ones
-
-
-@dataclass(frozen=True)
-class SelectionOptions:
-    pool_points: int = 64  # labelled examples per prompt to choose the k demonstrations from
-
-
-@dataclass(frozen=True)
-class LongContextOptions:
-    n_points: int = 0  # 0: the positional table length (learned) or 3 × n_points (none)
-
-
-@dataclass(frozen=True)
-class ExperimentOptions:
-    n_prompts: int = 2000
-    seed: int = 0  # added to the run's seed for the evaluation prompts
-    corrupted_demos: CorruptionOptions = field(default_factory=CorruptionOptions)
-    order_sensitivity: OrderOptions = field(default_factory=OrderOptions)
-    demo_selection: SelectionOptions = field(default_factory=SelectionOptions)
-    long_context: LongContextOptions = field(default_factory=LongContextOptions)
-
 
 # ---- shared pieces -----------------------------------------------------------------------
 
@@ -103,7 +60,7 @@ def experiment_key(run, experiment: str, part: int, opts: ExperimentOptions) -> 
 
 def ridge_bayes(task: TaskConfig) -> Callable:
     """ridge(λ*), the Gaussian prior's posterior mean (λ* = 0 is min-norm OLS)."""
-    return jax.jit(get_baseline("ridge", lam=tasks.bayes_ridge_lambda(task)))
+    return get_baseline("ridge", lam=tasks.bayes_ridge_lambda(task))
 
 
 def shared_predict(run) -> Callable:
@@ -125,8 +82,8 @@ def task_diversity(run, opts: ExperimentOptions) -> dict:
     predictors = {"model": run.predict, "ridge(lam=bayes)": ridge_bayes(task)}
     if task.pool_size > 0:
         sigma = task.noise_std or 0.1  # a noiseless pool posterior needs some likelihood width
-        predictors["dmmse"] = jax.jit(get_baseline(
-            "dmmse", pool=tasks.task_pool(run.config.seed, task), noise_std=sigma))
+        predictors["dmmse"] = get_baseline(
+            "dmmse", pool=tasks.task_pool(run.config.seed, task), noise_std=sigma)
     settings = {"fresh": dataclasses.replace(task, pool_size=0)}
     if task.pool_size > 0:
         settings["pool"] = task
@@ -148,8 +105,8 @@ def scale(run, opts: ExperimentOptions) -> dict:
     task = clean_task(run)
     xs, ys, _ = prompts(run, task, "scale", 0, opts.n_prompts, opts)
     norm = tasks.expected_y2(task)
-    preds = {"model": run.predict(xs, ys), "ols": jax.jit(get_baseline("ols"))(xs, ys),
-             "averaging": jax.jit(get_baseline("averaging"))(xs, ys)}
+    preds = {"model": run.predict(xs, ys), "ols": get_baseline("ols")(xs, ys),
+             "averaging": get_baseline("averaging")(xs, ys)}
     model = run.config.model
     return {"n_params": int(count_params(run.model)), "n_layer": model.n_layer,
             "d_model": model.d_model, "d": task.d, "k": list(range(task.n_points)),
@@ -166,7 +123,7 @@ def prior_override(run, opts: ExperimentOptions) -> dict:
     mu = tasks.w_mean_vector(task)  # (d,)
     ridge = ridge_bayes(task)
     predictors = {
-        "model": run.predict, "ols": jax.jit(get_baseline("ols")),
+        "model": run.predict, "ols": get_baseline("ols"),
         "prior_mean": lambda xs, ys: xs @ mu,
         "bayes_train_prior": lambda xs, ys: xs @ mu + ridge(xs, ys - xs @ mu)}
     fresh = dataclasses.replace(task, pool_size=0)  # fresh tasks even for pool-trained runs
@@ -198,9 +155,9 @@ def corrupted_demos(run, opts: ExperimentOptions) -> dict:
     norm = tasks.expected_y2(task)
     delta = options.huber_delta * math.sqrt(norm)
     at_k = lambda predict: lambda xs, ys: predict(xs, ys)[:, k]  # (B,)
-    predictors = {"model": at_k(run.predict), "ols": at_k(jax.jit(get_baseline("ols"))),
-                  f"ridge(lam={options.ridge_lam:g})": at_k(jax.jit(
-                      get_baseline("ridge", lam=options.ridge_lam))),
+    predictors = {"model": at_k(run.predict), "ols": at_k(get_baseline("ols")),
+                  f"ridge(lam={options.ridge_lam:g})": at_k(
+                      get_baseline("ridge", lam=options.ridge_lam)),
                   "huber": lambda xs, ys: robust.huber_predict_last(xs, ys, delta)}
     result = {"k": k, "fractions": list(options.fractions), "huber_delta": delta,
               "corrupted_counts": [round(f * k) for f in options.fractions],
@@ -240,9 +197,9 @@ def order_sensitivity(run, opts: ExperimentOptions) -> dict:
     xs, ys, _ = prompts(run, task, "order_sensitivity", 0, options.prompts, opts)
     norm, perms = tasks.expected_y2(task), options.permutations
     tiled_xs, tiled_ys = jnp.tile(xs, (perms, 1, 1)), jnp.tile(ys, (perms, 1))  # (P·B, ...)
-    ks = list(range(1, task.n_points))
+    ks = list(range(2, task.n_points))  # one demonstration has a single order
     predict = shared_predict(run)
-    ols = jax.jit(get_baseline("ols"))
+    ols = get_baseline("ols")
 
     def variance(fn) -> list:  # mean over prompts of the variance over orders, per k
         out = []
@@ -257,7 +214,8 @@ def order_sensitivity(run, opts: ExperimentOptions) -> dict:
     for step in tqdm(steps, desc="order_sensitivity: checkpoints", leave=False):
         state = nnx.split(run.model if step == run.step else load_run(run.run_dir, step).model)[1]
         by_step[str(step)] = variance(lambda xs, ys, state=state: predict(state, xs, ys))
-    return {"k": ks, "permutations": perms, "prompts": options.prompts, "steps": steps,
+    return {"k": ks, "error_k": list(range(1, task.n_points)), "permutations": perms,
+            "prompts": options.prompts, "steps": steps,
             "variance": {"model": by_step, "ols": variance(ols)},
             "error": {"model": band(sq_error(run.predict(xs, ys), ys, norm)[:, 1:]),
                       "ols": band(sq_error(ols(xs, ys), ys, norm)[:, 1:])}}
@@ -276,7 +234,7 @@ def demo_selection(run, opts: ExperimentOptions) -> dict:
     xs, ys, _ = prompts(run, pooled, "demo_selection", 0, opts.n_prompts, opts)
     pool_xs, pool_ys, query, target = xs[:, :-1], ys[:, :-1], xs[:, -1], ys[:, -1]
     norm = tasks.expected_y2(task)
-    predictors = {"model": run.predict, "ols": jax.jit(get_baseline("ols"))}
+    predictors = {"model": run.predict, "ols": get_baseline("ols")}
     ks = list(range(1, n))
     errors = {how: {name: [] for name in predictors} for how in demos.SELECTIONS}
     for k in ks:
@@ -307,7 +265,7 @@ def long_context(run, opts: ExperimentOptions) -> dict:
     longer = dataclasses.replace(task, n_points=n_points)
     xs, ys, _ = prompts(run, longer, "long_context", 0, opts.n_prompts, opts)
     norm = tasks.expected_y2(longer)
-    preds = {"model": run.predict(xs, ys), "ols": jax.jit(get_baseline("ols"))(xs, ys)}
+    preds = {"model": run.predict(xs, ys), "ols": get_baseline("ols")(xs, ys)}
     if tasks.bayes_ridge_lambda(task) > 0:
         preds["ridge(lam=bayes)"] = ridge_bayes(task)(xs, ys)
     return {"train_points": task.n_points, "n_points": n_points, "positions": model.positions,

@@ -14,6 +14,7 @@ without Hydra.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -25,13 +26,50 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from icl_regression.config import CORRUPT_MODES, ConfigError
-from icl_regression.experiment_loops import (
-    EXPERIMENTS,
-    LOOPS,
-    ExperimentOptions,
-    ExperimentSkipped,
-)
 from icl_regression.plot_style import FORMATS, write_atomically
+
+EXPERIMENTS = ("task_diversity", "scale", "prior_override", "corrupted_demos",
+               "order_sensitivity", "demo_selection", "long_context")
+
+
+class ExperimentSkipped(Exception):
+    """This run cannot serve this experiment; the message says why and what would."""
+
+
+@dataclass(frozen=True)
+class CorruptionOptions:
+    fractions: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+    modes: tuple[str, ...] = ("noise", "other_w")
+    ridge_lam: float = 1.0  # the ridge line (shrinkage also damps outliers)
+    huber_delta: float = 0.1  # Huber threshold, in units of the label scale √(E y²)
+
+
+@dataclass(frozen=True)
+class OrderOptions:
+    permutations: int = 8  # random orders of the same demonstrations per prompt
+    prompts: int = 500
+    steps: tuple[int, ...] | None = None  # checkpoints to evaluate; None: all stored ones
+
+
+@dataclass(frozen=True)
+class SelectionOptions:
+    pool_points: int = 64  # labelled examples per prompt to choose the k demonstrations from
+
+
+@dataclass(frozen=True)
+class LongContextOptions:
+    n_points: int = 0  # 0: the positional table length (learned) or 3 × n_points (none)
+
+
+@dataclass(frozen=True)
+class ExperimentOptions:
+    n_prompts: int = 2000
+    seed: int = 0  # added to the run's seed for the evaluation prompts
+    corrupted_demos: CorruptionOptions = field(default_factory=CorruptionOptions)
+    order_sensitivity: OrderOptions = field(default_factory=OrderOptions)
+    demo_selection: SelectionOptions = field(default_factory=SelectionOptions)
+    long_context: LongContextOptions = field(default_factory=LongContextOptions)
+
 
 MULTI_RUN = ("task_diversity", "scale")  # figures that only make sense across a sweep
 
@@ -129,10 +167,18 @@ def _cached(path: Path, options: dict, step: int | None) -> dict | None:
     return stored if stored.get("options") == options and stored.get("step") == step else None
 
 
+@functools.lru_cache(maxsize=4)
+def _load(run_dir: Path, step: int):
+    """The loaded run, kept while several experiments of one process use it (its jitted
+    forward is compiled once per shape, not once per experiment)."""
+    from icl_regression.run import load_run
+
+    return load_run(run_dir, step)
+
+
 def evaluate_one(run_dir: Path, cfg: ExperimentsConfig) -> dict:
     """The experiment's record for one run: computed, or reused from RUN/experiments/."""
     from icl_regression.checkpoint import Checkpointer, has_checkpoint
-    from icl_regression.run import load_run
 
     if not has_checkpoint(run_dir / "checkpoints"):
         raise ExperimentSkipped("no checkpoints/ (train it first)")
@@ -144,7 +190,9 @@ def evaluate_one(run_dir: Path, cfg: ExperimentsConfig) -> dict:
     if not cfg.recompute and (record := _cached(path, options, latest)) is not None:
         return record
     start = time.perf_counter()
-    run = load_run(run_dir)
+    from icl_regression.experiment_loops import LOOPS
+
+    run = _load(run_dir.resolve(), latest)
     results = LOOPS[cfg.name](run, cfg.options)
     record = {"experiment": cfg.name, "run_dir": str(run_dir), "step": run.step,
               "options": options, "wall_s": time.perf_counter() - start, "results": results}
