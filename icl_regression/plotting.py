@@ -95,6 +95,9 @@ def _labels(names: Sequence[str], bayes_lambda: float | None, model_label: str) 
     return {n: predictor_label(n, bayes_lambda, model_label) for n in names}
 
 
+ERROR_FLOOR = 1e-4  # lower edge of log-scale error axes; smaller values sit on the edge
+
+
 @styled
 def plot_error_curves(settings: Mapping[str, Mapping], baselines: Sequence[str] | None = None,
                       *, model_label: str = "model", bayes_lambda: float | None = None,
@@ -119,6 +122,8 @@ def plot_error_curves(settings: Mapping[str, Mapping], baselines: Sequence[str] 
         _mark_k_equals_d(ax, d)
         _draw_curves(ax, ks, setting["error"], names, labels)
         ax.set_yscale(yscale)
+        if yscale == "log":  # exact baselines reach ~1e-14; that range would flatten the model
+            ax.set_ylim(ERROR_FLOOR, None)
         ax.set_title(setting_title(name))
     for ax in axes[len(settings):]:
         ax.set_visible(False)
