@@ -70,7 +70,7 @@ def _floor(ax, floor: float = 1e-4) -> None:
     low, high = ax.get_ylim()
     if low < floor < high:
         ax.set_ylim(floor, high)
-        ax.text(0.02, 0.02, f"axis cut at {floor:g}: below is exact up to rounding",
+        ax.text(0.02, 0.02, f"cut at {floor:g} (exact below)",
                 transform=ax.transAxes, fontsize=6, color=GREY)
 
 
@@ -166,9 +166,9 @@ def plot_prior_override(records: Sequence[Mapping]) -> Figure:
     colours = model_colours(len(rows))
     fig = new_figure(FULL_WIDTH, 2.7)
     axes = fig.subplots(1, 3)
-    panels = (("flipped", "error", "tasks around −μ: error"),
-              ("flipped", "spd_prior_mean", "tasks around −μ: SPD to prior mean"),
-              ("train", "error", "tasks around +μ (training): error"))
+    panels = (("flipped", "error", "w around −μ: error"),
+              ("flipped", "spd_prior_mean", "w around −μ: SPD to x·μ"),
+              ("train", "error", "w around +μ (training): error"))
     for ax, (setting, key, title) in zip(axes, panels, strict=True):
         first = rows[0]["settings"][setting][key]
         ks = np.array(rows[0]["k"])
