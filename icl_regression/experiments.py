@@ -246,7 +246,7 @@ def _config_dict(run_dir: Path) -> dict:
 def main() -> None:
     import hydra
     from omegaconf import DictConfig, OmegaConf
-    from omegaconf.errors import MissingMandatoryValue
+    from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 
     @hydra.main(version_base=None, config_path="../conf", config_name="experiments")
     def experiments_app(cfg: DictConfig) -> None:
@@ -255,7 +255,7 @@ def main() -> None:
         matplotlib.use("Agg")
         try:
             values = OmegaConf.to_container(cfg, resolve=True)
-        except MissingMandatoryValue:
+        except (MissingMandatoryValue, InterpolationToMissingValueError):  # name=??? unset
             print(f"error: name is required; allowed: {', '.join(EXPERIMENTS)}", file=sys.stderr)
             sys.exit(2)
         try:

@@ -281,3 +281,5 @@ def test_cli_end_to_end_and_bad_name(tiny_runs, tmp_path):
     bad = subprocess.run([*cmd[:3], "name=nope", f"runs={tiny_runs}"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "name='nope' is not allowed" in bad.stderr
+    unnamed = subprocess.run(cmd[:3], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert unnamed.returncode == 2 and unnamed.stderr.startswith("error: name is required")
