@@ -194,7 +194,7 @@ def probe_run(run: str | Path | Run, options: ProbeOptions | None = None,
             raise ConfigError(f"control_run_dir={str(fixed.run_dir)!r} is not allowed; its layers"
                               ", tokens and task.d must match the probed run's")
         models["fixed_w_"] = fixed
-    task, seed = run.config.task, run.config.seed
+    task, seed = tasks.held_out_task(run.config.task), run.config.seed
 
     key = jax.random.fold_in(tasks.stream_key(seed, "probe"), options.seed)
     prompt_key, fit_key = jax.random.split(key)

@@ -15,6 +15,7 @@ with the step gives the training batch, so any batch can be recomputed and resum
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -40,6 +41,12 @@ def x_covariance_eigs(task: TaskConfig) -> jax.Array:
     if task.x_dist == "uniform":
         return jnp.full((task.d,), task.x_uniform_half_width**2 / 3.0, jnp.float32)
     return jnp.ones((task.d,), jnp.float32)
+
+
+def held_out_task(task: TaskConfig) -> TaskConfig:
+    """The task that held-out prompts (evaluation, probes, `Run.sample`) come from: the training
+    distribution without training-time label corruption."""
+    return dataclasses.replace(task, corrupt_fraction=0.0)
 
 
 def w_mean_vector(task: TaskConfig) -> jax.Array:
