@@ -23,6 +23,7 @@ POSITIONS = ("learned", "none")
 SCHEDULES = ("cosine", "constant")
 DTYPES = ("float32", "bfloat16")
 LOSS_POSITIONS = ("all", "last")
+CORRUPT_MODES = ("noise", "other_w")
 
 
 class ConfigError(ValueError):
@@ -41,6 +42,10 @@ class TaskConfig:
     sparsity: int = 0  # s nonzero coordinates for w_prior=sparse (each N(0, τ²/s))
     noise_std: float = 0.0  # σ: y = w·x + σ ε
     pool_size: int = 0  # M > 0: w drawn uniformly from a fixed pool of M tasks; 0: fresh w
+    # Corrupted demonstrations: exactly round(f · n_points) labels of every prompt replaced by
+    # N(0, E y²) noise (noise) or by the labels of another task's w (other_w).
+    corrupt_fraction: float = 0.0
+    corrupt_mode: str = "noise"
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,8 @@ class ModelConfig:
     n_head: int = 2
     d_model: int = 64
     mlp_ratio: int = 4
-    encoding: str = "paired"  # interleaved: x1,y1,x2,...; paired: one token per (x_{i-1}, y_{i-1}, x_i)
+    # interleaved: x1, y1, x2, ...; paired: one token per (x_{i-1}, y_{i-1}, x_i)
+    encoding: str = "paired"
     positions: str = "learned"  # learned absolute positions | none
     max_len: int = 0  # positional table length in points; 0 = task.n_points
     dtype: str = "float32"  # compute dtype (bfloat16 on accelerators)
@@ -153,6 +159,8 @@ def to_dataclass(cfg: Any) -> TrainConfig:
         from omegaconf import DictConfig, OmegaConf
 
         if isinstance(cfg, DictConfig):
+            # The hydra node holds job-time interpolations; the schema never needs them.
+            cfg = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
             cfg = OmegaConf.to_container(cfg, resolve=True)
     except ImportError:  # pragma: no cover - omegaconf ships with hydra
         pass
@@ -177,6 +185,10 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     _require(t.pool_size >= 0, "task.pool_size", t.pool_size, "must be >= 0 (0 = fresh w)")
     _require(t.x_uniform_half_width > 0, "task.x_uniform_half_width", t.x_uniform_half_width,
              "must be > 0")
+    _require(0 <= t.corrupt_fraction <= 1, "task.corrupt_fraction", t.corrupt_fraction,
+             "must be in [0, 1]")
+    _require(t.corrupt_mode in CORRUPT_MODES, "task.corrupt_mode", t.corrupt_mode,
+             f"allowed: {', '.join(CORRUPT_MODES)}")
     if t.w_prior == "sparse":
         _require(1 <= t.sparsity <= t.d, "task.sparsity", t.sparsity,
                  f"must be in 1..task.d={t.d} for w_prior=sparse")

@@ -7,9 +7,11 @@ in a callback at `on_run_start` (before any directory exists) and again in the t
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from hydra.experimental.callback import Callback
 
@@ -60,6 +62,8 @@ def run_hydra(task_fn: Callable[[TrainConfig, Path], Any], config_name: str) -> 
 
     @hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")
     def _app(cfg):
+        for noisy in ("jax", "absl", "orbax"):  # Hydra sets the root logger to INFO
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         train_cfg = checked_config(cfg)
         try:
             task_fn(train_cfg, Path(HydraConfig.get().runtime.output_dir))

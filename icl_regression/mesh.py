@@ -1,23 +1,31 @@
 """Data parallelism over every visible device: a 1-D `Mesh` with a `data` axis, the batch
 sharded along it, parameters and optimizer state replicated. The same code runs on 1 CPU,
 N fake CPU devices (`XLA_FLAGS=--xla_force_host_platform_device_count=N`), one GPU or many
-hosts (`mesh.multi_host=true` calls `jax.distributed.initialize`)."""
+hosts (`mesh.multi_host=true` calls `jax.distributed.initialize`).
+
+Multi-host: every process runs the same program on the global mesh; the batch is sampled
+inside the jitted step from `(seed, step)`, so there is no per-host input pipeline to keep in
+step. Process 0 alone writes logs and figures; every process takes part in checkpointing
+(Orbax's save is collective and writes replicated arrays from process 0 only).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from icl_regression.config import MeshConfig
+from icl_regression.config import ConfigError, MeshConfig
 
 
-def initialize_distributed(cfg: MeshConfig) -> None:
-    """Multi-host start-up, only when the config asks for it. Empty/negative fields are left
-    to JAX's auto-detection (SLURM, TPU pods, ...)."""
-    if not cfg.multi_host or jax.distributed.is_initialized():
-        return
+def distributed_kwargs(cfg: MeshConfig) -> dict:
+    """Arguments for `jax.distributed.initialize`: the `mesh.*` keys that are set. The rest is
+    left to JAX's cluster detection: under SLURM it reads SLURM_STEP_NODELIST (coordinator =
+    first host, port from SLURM_JOB_ID), SLURM_NTASKS, SLURM_PROCID and SLURM_LOCALID (one
+    process per GPU: task i of a node takes GPU i); on TPU pods, Open MPI and Kubernetes it
+    reads theirs; JAX_COORDINATOR_ADDRESS overrides the coordinator anywhere."""
     kwargs = {}
     if cfg.coordinator_address:
         kwargs["coordinator_address"] = cfg.coordinator_address
@@ -25,7 +33,30 @@ def initialize_distributed(cfg: MeshConfig) -> None:
         kwargs["num_processes"] = cfg.num_processes
     if cfg.process_id >= 0:
         kwargs["process_id"] = cfg.process_id
-    jax.distributed.initialize(**kwargs)
+    if cfg.num_processes > 0 and cfg.process_id >= cfg.num_processes:
+        raise ConfigError(f"mesh.process_id={cfg.process_id} is not allowed; must be in "
+                          f"0..mesh.num_processes-1={cfg.num_processes - 1}")
+    return kwargs
+
+
+def initialize_distributed(cfg: MeshConfig) -> None:
+    """Multi-host start-up, only when the config asks for it."""
+    if not cfg.multi_host or jax.distributed.is_initialized():
+        return
+    try:
+        jax.distributed.initialize(**distributed_kwargs(cfg))
+    except ValueError as err:  # neither the config nor the environment names the group
+        raise ConfigError(
+            f"mesh.multi_host=true but {str(err).rstrip('.')}: set mesh.coordinator_address, "
+            "mesh.num_processes and mesh.process_id, or start every process with srun "
+            "(SLURM) or on a TPU pod, where they are read from the environment") from err
+
+
+def shutdown_distributed() -> None:
+    """Leave the multi-host group cleanly (an implicit shutdown at interpreter exit can abort
+    the process that exits last)."""
+    if jax.distributed.is_initialized():
+        jax.distributed.shutdown()
 
 
 @dataclass(frozen=True)
@@ -33,12 +64,15 @@ class DataParallel:
     mesh: Mesh
 
     @classmethod
-    def create(cls, cfg: MeshConfig | None = None) -> DataParallel:
+    def create(cls, cfg: MeshConfig | None = None,
+               devices: Sequence[jax.Device] | None = None) -> DataParallel:
+        """A mesh over `devices` (default: every device of every process)."""
         if cfg is not None:
             initialize_distributed(cfg)
+        devices = list(jax.devices() if devices is None else devices)
         # Auto axes: GSPMD propagates the batch sharding from one constraint per step.
-        return cls(jax.make_mesh((jax.device_count(),), ("data",),
-                                 axis_types=(jax.sharding.AxisType.Auto,)))
+        return cls(jax.make_mesh((len(devices),), ("data",),
+                                 axis_types=(jax.sharding.AxisType.Auto,), devices=devices))
 
     @property
     def n_devices(self) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import resource
 import sys
 import time
@@ -25,7 +26,7 @@ from icl_regression import tasks
 from icl_regression.checkpoint import Checkpointer
 from icl_regression.config import ConfigError, TrainConfig, validate, validate_devices
 from icl_regression.logging import MetricsWriter, progress_bar
-from icl_regression.mesh import DataParallel
+from icl_regression.mesh import DataParallel, shutdown_distributed
 from icl_regression.models import build_model, count_params
 
 # Keys that may change when a run is resumed; any other difference is refused.
@@ -73,6 +74,12 @@ def masked_mse(preds, ys, points, last_only: bool = False):
     return loss, loss / jnp.maximum((jnp.square(ys) * mask).sum() / count, 1e-12)
 
 
+def sharded_batch(cfg: TrainConfig, step, dims, parallel: DataParallel):
+    """Inside jit: the training batch of `step`, its batch axis split over the devices."""
+    xs, ys, _ = tasks.train_batch(cfg.seed, step, cfg.task, cfg.batch_size, dims)
+    return parallel.shard_batch(xs), parallel.shard_batch(ys)  # (B, n, d), (B, n)
+
+
 def make_update(cfg: TrainConfig, graphdef, tx, schedule, parallel: DataParallel):
     """Pure update over `n_steps` steps: (params, opt_state, start) -> (params, opt_state,
     per-step metrics dict of (n_steps,) arrays)."""
@@ -84,8 +91,7 @@ def make_update(cfg: TrainConfig, graphdef, tx, schedule, parallel: DataParallel
     def one_step(carry, step):
         params, opt_state = carry
         dims, points = curriculum_at(cfg, step)
-        xs, ys, _ = tasks.train_batch(cfg.seed, step, cfg.task, cfg.batch_size, dims)
-        xs, ys = parallel.shard_batch(xs), parallel.shard_batch(ys)  # batch split over devices
+        xs, ys = sharded_batch(cfg, step, dims, parallel)
         (loss, loss_norm), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             params, xs, ys, points)
         updates, opt_state = tx.update(grads, opt_state, params)
@@ -139,7 +145,10 @@ def train_and_evaluate(cfg: TrainConfig, run_dir: str | Path) -> dict:
     writer_process = jax.process_index() == 0
     if writer_process:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(_config_dict(cfg), indent=2))
+        # Atomic: other processes of a multi-host run may be reading it in check_resumable.
+        tmp = run_dir / "config.json.tmp"
+        tmp.write_text(json.dumps(_config_dict(cfg), indent=2))
+        os.replace(tmp, run_dir / "config.json")
 
     model = build_model(cfg.model, cfg.task, cfg.seed)
     n_params = count_params(model)
@@ -153,13 +162,14 @@ def train_and_evaluate(cfg: TrainConfig, run_dir: str | Path) -> dict:
         restored = ckpt.restore({"params": params, "opt_state": opt_state})
         params, opt_state = restored["params"], restored["opt_state"]
     print(f"[icl] {cfg.model.name}: {n_params:,} parameters; devices: {parallel.n_devices} x "
-          f"{jax.devices()[0].platform}; run dir: {run_dir}"
+          f"{jax.devices()[0].platform} ({cfg.batch_size // parallel.n_devices} prompts each); "
+          f"run dir: {run_dir}"
           + (f"; resuming from step {start}" if start else ""), file=sys.stderr)
 
     update = make_update(cfg, graphdef, tx, schedule, parallel)
     writer = MetricsWriter(run_dir / "metrics.jsonl", start, cfg.tensorboard, writer_process)
     compile_s, compiled = 0.0, {}
-    step, last_saved, elapsed = start, start, 0.0
+    step, elapsed = start, 0.0
     bar = progress_bar(cfg.steps, start, cfg.progress and writer_process)
     try:
         while step < cfg.steps:
@@ -175,7 +185,7 @@ def train_and_evaluate(cfg: TrainConfig, run_dir: str | Path) -> dict:
             elapsed += dt
             bad = ~np.isfinite(metrics["loss"])
             if bad.any():
-                if last_saved != step and writer_process:
+                if ckpt.latest_step() != step:  # collective: every process calls save
                     ckpt.save(step, {"params": params, "opt_state": opt_state})
                 raise NonFiniteLossError(
                     f"non-finite loss at step {step + int(np.argmax(bad)) + 1}; stopped. The last "
@@ -194,9 +204,9 @@ def train_and_evaluate(cfg: TrainConfig, run_dir: str | Path) -> dict:
             bar.update(n_steps)
             bar.set_postfix(loss=f"{record['loss_norm']:.4f}", sps=f"{n_steps / dt:.0f}")
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
-                if writer_process:
-                    ckpt.save(step, {"params": params, "opt_state": opt_state})
-                last_saved = step
+                # Every process calls save (Orbax synchronises them and writes replicated
+                # arrays and metadata from process 0 only); skipping it elsewhere deadlocks.
+                ckpt.save(step, {"params": params, "opt_state": opt_state})
     finally:
         bar.close()
         writer.close()
@@ -214,7 +224,10 @@ def train_and_evaluate(cfg: TrainConfig, run_dir: str | Path) -> dict:
 def main() -> None:
     from icl_regression.hydra_app import run_hydra
 
-    run_hydra(train_and_evaluate, config_name="train")
+    try:
+        run_hydra(train_and_evaluate, config_name="train")
+    finally:
+        shutdown_distributed()
 
 
 if __name__ == "__main__":

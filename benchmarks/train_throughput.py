@@ -1,0 +1,204 @@
+"""Training throughput: compile time, steps/s, tokens/s, FLOPs per step, achieved FLOP/s and its
+ratio to the matmul peak measured in the same process, and peak memory.
+
+    python benchmarks/train_throughput.py                    # quickstart, small, garg_linear
+    python benchmarks/train_throughput.py experiment=garg_linear model.dtype=bfloat16
+    python benchmarks/train_throughput.py --json bench.json experiment=quickstart batch_size=256
+
+Positional arguments are Hydra overrides of conf/train.yaml (one config); without any, the
+reference cases below run. Timing uses the training code itself (`train.make_update`: one jitted
+call of `steps_per_call` optimizer steps, batch sampled inside), on every visible device.
+
+FLOPs per step come from XLA's cost analysis of a ONE-step update whose layer loop is unrolled:
+XLA counts a loop body once, so the timed multi-step update cannot be analysed directly. The
+analytic matmul count (forward ×3 for the backward pass) is printed beside it as a cross-check.
+The peak is the best rate of back-to-back square matmuls (a few sizes, the model's compute
+dtype), timed over about a second right before and after each training timing so that a shared,
+noisy machine weighs on both alike; ratios are best training call over best matmul batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from icl_regression import tokens, train
+from icl_regression.config import TrainConfig, to_dataclass, validate, validate_devices
+from icl_regression.hydra_app import CONF_DIR
+from icl_regression.mesh import DataParallel
+from icl_regression.models import build_model, count_params
+
+CASES = {
+    "quickstart": ["experiment=quickstart"],
+    "small (interleaved)": ["experiment=quickstart", "model.encoding=interleaved"],
+    "garg_linear": ["experiment=garg_linear"],
+}
+
+
+def compose(overrides: list[str]) -> TrainConfig:
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from icl_regression.config import register_configs
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return validate(to_dataclass(hydra_compose("train", overrides=overrides)))
+
+
+def tokens_per_prompt(cfg: TrainConfig) -> int:
+    return tokens.seq_len(cfg.model.encoding, cfg.task.n_points)
+
+
+def analytic_flops(cfg: TrainConfig) -> float:
+    """Matmul FLOPs of one optimizer step of the GPT: 2·m·n·k per matmul, forward ×3."""
+    m, t = cfg.model, cfg.task
+    rows = cfg.batch_size * tokens_per_prompt(cfg)  # tokens per step
+    seq, width, hidden = tokens_per_prompt(cfg), m.d_model, m.mlp_ratio * m.d_model
+    per_layer = 2 * rows * width * (3 * width + width + 2 * hidden)  # qkv, out, fc, proj
+    per_layer += 2 * 2 * rows * seq * width  # q·k logits and weights·v
+    ends = 2 * rows * (tokens.token_width(m.encoding, t.d) * width + width)  # read in / out
+    return 3.0 * (m.n_layer * per_layer + ends)
+
+
+def matmul_peak(dtype, platform: str, seconds: float = 1.0, repeats: int = 3) -> float:
+    """Best FLOP/s of back-to-back square matmuls, over a few sizes (on a CPU a mid-sized one
+    that fits the caches often beats the largest). Each timing lasts about `seconds`, like a
+    timed training call, so that a shared machine's load weighs on both alike."""
+    best = 0.0
+    matmul = jax.jit(lambda a, b: a @ b)
+    for n in (512, 1024, 2048) if platform == "cpu" else (4096, 8192):
+        a = jnp.ones((n, n), dtype)
+        matmul(a, a).block_until_ready()  # compile
+        start = time.perf_counter()
+        matmul(a, a).block_until_ready()
+        count = max(1, round(seconds / (time.perf_counter() - start)))
+        for _ in range(repeats):
+            start = time.perf_counter()
+            jax.block_until_ready([matmul(a, a) for _ in range(count)])
+            best = max(best, count * 2 * n**3 / (time.perf_counter() - start))
+    return best
+
+
+def peak_memory_gib() -> tuple[float, str]:
+    stats = jax.devices()[0].memory_stats() or {}
+    if "peak_bytes_in_use" in stats:
+        return stats["peak_bytes_in_use"] / 2**30, "device"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "host RSS"
+
+
+def setup(cfg: TrainConfig, parallel: DataParallel, unroll_layers: bool):
+    model = build_model(cfg.model, cfg.task, cfg.seed)
+    if unroll_layers and hasattr(model, "scan_unroll"):
+        model.scan_unroll = cfg.model.n_layer
+    graphdef, params = nnx.split(model)
+    tx, schedule = train.make_optimizer(cfg)
+    params = parallel.replicate(params)
+    opt_state = parallel.replicate(tx.init(params))
+    update = train.make_update(cfg, graphdef, tx, schedule, parallel)
+    return update, params, opt_state, count_params(model)
+
+
+def xla_flops(cfg: TrainConfig, parallel: DataParallel) -> float:
+    """FLOPs of one optimizer step (all devices) from XLA's cost analysis."""
+    update, params, opt_state, _ = setup(cfg, parallel, unroll_layers=True)
+    cost = update.lower(params, opt_state, 0, 1).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    # The analysis is of the per-device program after partitioning.
+    return float(cost["flops"]) * parallel.n_devices
+
+
+def benchmark(label: str, overrides: list[str], steps_per_call: int | None, repeats: int) -> dict:
+    cfg = compose(overrides)
+    parallel = DataParallel.create(cfg.mesh)
+    validate_devices(cfg, parallel.n_devices)
+    platform = jax.devices()[0].platform
+    flops_xla, flops_analytic = xla_flops(cfg, parallel), analytic_flops(cfg)
+    dtype = jnp.bfloat16 if cfg.model.dtype == "bfloat16" else jnp.float32
+    update, params, opt_state, n_params = setup(cfg, parallel, unroll_layers=False)
+    if steps_per_call is None:  # about two seconds a call, at most one log interval
+        guess_s = flops_analytic / parallel.n_devices / (0.5 * matmul_peak(dtype, platform, 0.2, 1))
+        steps_per_call = int(min(cfg.log_every, max(2, round(2.0 / guess_s))))
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    compiled = update.lower(params, opt_state, 0, steps_per_call).compile()
+    compile_s, compile_cpu_s = time.perf_counter() - wall, time.process_time() - cpu
+    jax.block_until_ready(compiled(params, opt_state, 0))  # warm-up
+    peak = matmul_peak(dtype, platform)
+    calls = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(params, opt_state, 0))
+        calls.append(time.perf_counter() - start)
+    peak = max(peak, matmul_peak(dtype, platform))
+    steps_per_s = steps_per_call / min(calls)
+    per_device_flops = flops_xla / parallel.n_devices * steps_per_s
+    memory, memory_kind = peak_memory_gib()
+    return {
+        "config": label, "overrides": overrides, "device": jax.devices()[0].device_kind,
+        "platform": platform, "n_devices": parallel.n_devices, "n_params": n_params,
+        "dtype": cfg.model.dtype, "batch_size": cfg.batch_size,
+        "tokens_per_step": cfg.batch_size * tokens_per_prompt(cfg),
+        "steps_per_call": steps_per_call, "repeats": repeats,
+        "compile_s": compile_s, "compile_cpu_s": compile_cpu_s,
+        "steps_per_s": steps_per_s, "steps_per_s_median": steps_per_call / sorted(calls)[
+            len(calls) // 2],
+        "tokens_per_s": steps_per_s * cfg.batch_size * tokens_per_prompt(cfg),
+        "flops_per_step_xla": flops_xla, "flops_per_step_analytic": flops_analytic,
+        "flops_per_s_per_device": per_device_flops, "matmul_peak_flops_per_s": peak,
+        "fraction_of_peak": per_device_flops / peak,
+        "peak_memory_gib": memory, "peak_memory_kind": memory_kind,
+    }
+
+
+def markdown(rows: list[dict]) -> str:
+    head = ("| config | device | params | tokens/step | compile s (CPU s) | steps/s "
+            "| tokens/s (per device) | GFLOP/step XLA (matmul) | achieved GFLOP/s per device "
+            "| matmul peak GFLOP/s | % of peak | peak memory GiB |")
+    lines = [head, "|" + " --- |" * (head.count("|") - 1)]
+    for r in rows:
+        devices = f"{r['n_devices']}× {r['device']}" + (" bf16" if r["dtype"] == "bfloat16" else "")
+        lines.append(
+            f"| {r['config']} | {devices} | {r['n_params']:,} | {r['tokens_per_step']:,} "
+            f"| {r['compile_s']:.1f} ({r['compile_cpu_s']:.1f}) | {r['steps_per_s']:.2f} "
+            f"| {r['tokens_per_s']:,.0f} ({r['tokens_per_s'] / r['n_devices']:,.0f}) "
+            f"| {r['flops_per_step_xla'] / 1e9:.2f} ({r['flops_per_step_analytic'] / 1e9:.2f}) "
+            f"| {r['flops_per_s_per_device'] / 1e9:,.1f} "
+            f"| {r['matmul_peak_flops_per_s'] / 1e9:,.1f} | {100 * r['fraction_of_peak']:.0f}% "
+            f"| {r['peak_memory_gib']:.2f} ({r['peak_memory_kind']}) |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides (default: the reference "
+                        "cases " + ", ".join(CASES) + ")")
+    parser.add_argument("--label", help="name of the config in the table")
+    parser.add_argument("--steps-per-call", type=int, help="default: about 2 s of work")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls (best is kept)")
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args(argv)
+    cases = ({args.label or " ".join(args.overrides): args.overrides} if args.overrides
+             else CASES)
+    rows = []
+    for label, overrides in cases.items():
+        print(f"[bench] {label}: {' '.join(overrides)}", file=sys.stderr, flush=True)
+        rows.append(benchmark(label, overrides, args.steps_per_call, args.repeats))
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    print(markdown(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

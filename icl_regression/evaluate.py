@@ -1,0 +1,328 @@
+"""Evaluation: `python -m icl_regression.evaluate run_dir=DIR` (or `icl-eval`) -> DIR/eval.json.
+
+Without `run_dir` it evaluates the baselines alone for a task config (`task=noisy task.d=10`),
+writing `out` (default runs/baselines/eval.json). From a notebook:
+
+    data = evaluate_run(load_run(DIR), n_prompts=2000, settings=("train",))
+    print(format_table(data))
+
+Prompts come from `tasks.stream_key(seed, "eval")` (disjoint from training): sub-key 0 the
+evaluated prompts, 1 the prompts the GD step sizes are tuned on, 2 the setting transforms,
+3 the fresh queries of the implicit fit. The schema of eval.json is in the README.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.tree_util import Partial
+from tqdm.auto import tqdm
+
+from icl_regression import baselines, metrics, ood, tasks
+from icl_regression.config import TaskConfig
+from icl_regression.eval_json import format_table, write_eval_json
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    run_dir: str = ""  # a run directory; empty: baselines only, for `task`
+    task: TaskConfig = field(default_factory=TaskConfig)  # used only without run_dir
+    out: str = ""  # eval.json path; empty: run_dir/eval.json or runs/baselines/eval.json
+    n_prompts: int = 10_000
+    seed: int = -1  # -1: the run's seed (0 without a run); prompts from stream "eval"
+    settings: tuple[str, ...] = ood.SETTINGS
+    implicit_settings: tuple[str, ...] = ("train",)  # where ILWD and sensitivity are computed
+    implicit_prompts: int = 1000
+    implicit_queries: int = 0  # m fresh queries per context; 0: 2d
+    ridge_lams: tuple[float, ...] = (0.1, 1.0)  # plus the Bayes λ* when it is > 0
+    knn_k: int = 3
+    gd_steps: int = 1  # η tuned per position on held-out training prompts
+    lasso_alpha: float = 0.1  # lasso runs for sparse w priors only
+    dmmse_noise_std: float = 0.0  # dmmse (task pools only); 0: the task's σ, else a default
+    chunk: int = 2048  # prompts per model call
+    progress: bool = True
+
+
+def check_config(cfg: EvalConfig, task: TaskConfig | None = None) -> EvalConfig:
+    """One-line ValueError naming the offending key, before anything is computed."""
+    if cfg.run_dir and not (Path(cfg.run_dir) / "checkpoints").is_dir():
+        raise ValueError(f"run_dir={cfg.run_dir!r} is not allowed; it holds no checkpoints/")
+    for key in ("settings", "implicit_settings"):
+        for name in getattr(cfg, key):
+            if name not in ood.SETTINGS:
+                raise ValueError(f"{key}: {name!r} is unknown; allowed: {', '.join(ood.SETTINGS)}")
+    for key in ("n_prompts", "implicit_prompts", "knn_k", "gd_steps", "chunk"):
+        if getattr(cfg, key) < 1:
+            raise ValueError(f"{key}={getattr(cfg, key)!r} is not allowed; must be >= 1")
+    if any(lam <= 0 for lam in cfg.ridge_lams):
+        raise ValueError(f"ridge_lams={list(cfg.ridge_lams)} is not allowed; each must be > 0")
+    d = (task or cfg.task).d
+    if cfg.implicit_queries and cfg.implicit_queries < 2 * d:
+        raise ValueError(f"implicit_queries={cfg.implicit_queries} is not allowed; must be 0 "
+                         f"(= 2d) or >= 2d = {2 * d}")
+    return cfg
+
+
+def baseline_suite(task: TaskConfig, seed: int, cfg: EvalConfig, gd_eta) -> dict:
+    """name -> (baseline, params): the baselines relevant to the task. Names read
+    `family(param=value)` (`ridge(lam=bayes)` is λ* = σ² d / τ²), as the figures expect."""
+    suite = {"zero": ("zero", {}), "averaging": ("averaging", {}), "ols": ("ols", {})}
+    lam_star = tasks.bayes_ridge_lambda(task)
+    if 0 < lam_star < math.inf:
+        suite["ridge(lam=bayes)"] = ("ridge", {"lam": lam_star})
+    suite.update({f"ridge(lam={lam:g})": ("ridge", {"lam": lam}) for lam in cfg.ridge_lams})
+    suite[f"gd(steps={cfg.gd_steps})"] = ("gd", {"eta": np.asarray(gd_eta, np.float32),
+                                                  "steps": cfg.gd_steps})
+    suite[f"knn(k={cfg.knn_k})"] = ("knn", {"k": cfg.knn_k})
+    if task.w_prior == "sparse":
+        suite[f"lasso(alpha={cfg.lasso_alpha:g})"] = ("lasso", {"alpha": cfg.lasso_alpha})
+    if task.pool_size > 0:
+        sigma = cfg.dmmse_noise_std or task.noise_std or baselines.DEFAULT_DMMSE_NOISE_STD
+        suite["dmmse"] = ("dmmse", {"pool": tasks.task_pool(seed, task), "noise_std": sigma})
+    return suite
+
+
+def _chunked(fn, arrays, chunk: int):
+    """fn over leading-axis chunks of equal size (the last one padded): one compilation."""
+    total = arrays[0].shape[0]
+    outs = []
+    for start in range(0, total, chunk):
+        part = [a[start:start + chunk] for a in arrays]
+        short = chunk - part[0].shape[0] if total > chunk else 0
+        part = [jnp.pad(a, [(0, short)] + [(0, 0)] * (a.ndim - 1)) for a in part]
+        outs.append(fn(*part)[:chunk - short])
+    return jnp.concatenate(outs, 0)
+
+
+def _lists(curve) -> list:
+    """NumPy curve -> JSON list (NaN -> null)."""
+    return [None if not math.isfinite(v) else float(v) for v in np.asarray(curve, np.float64)]
+
+
+def evaluate_predictors(task: TaskConfig, seed: int, cfg: EvalConfig, model=None) -> dict:
+    """The whole evaluation of `model(xs, ys) -> preds` (or of the baselines only: None).
+
+    `model` is a pure JAX function; a `jax.tree_util.Partial` carrying the parameters keeps
+    them as jit arguments instead of baked-in constants.
+    """
+    check_config(cfg, task)
+    if model is not None and not isinstance(model, Partial):
+        model = Partial(model)
+    key = tasks.stream_key(seed, "eval")
+    xs, ys, ws = _sample(jax.random.fold_in(key, 0), task, cfg.n_prompts, seed)
+    tune_xs, tune_ys, _ = _sample(jax.random.fold_in(key, 1), task, cfg.n_prompts, seed)
+    gd_eta = baselines.tune_gd_eta(tune_xs, tune_ys, cfg.gd_steps)
+    suite = baseline_suite(task, seed, cfg, gd_eta)
+    funcs = {name: baselines.get_baseline(base, **params) for name, (base, params) in suite.items()}
+    weight_funcs = {name: baselines.get_weights(base, **params) for name, (base, params)
+                    in suite.items() if base not in ("zero", "knn", "dmmse")}
+
+    def all_weights(xs, ys):  # name -> (B, n, d) per-prefix weights of the weight baselines
+        return {name: f(xs, ys) for name, f in weight_funcs.items()}
+
+    def predict_all(xs, ys):  # every predictor on one setting's prompts: name -> (B, n)
+        preds = {"model": _chunked(functools.partial(_apply, model), (xs, ys), cfg.chunk)
+                 } if model is not None else {}
+        preds.update({name: f(xs, ys) for name, f in funcs.items()})
+        return {name: np.asarray(p) for name, p in preds.items()}
+
+    m = cfg.implicit_queries or 2 * task.d
+    # Fresh queries for the implicit fit: x points of the tuning prompts (held out, training
+    # distribution, independent of the evaluated prompts), m per context.
+    count = min(cfg.implicit_prompts, cfg.n_prompts, cfg.n_prompts * task.n_points // m)
+    queries = np.asarray(tune_xs).reshape(-1, task.d)[:count * m].reshape(count, m, task.d)
+    out = {"schema_version": SCHEMA_VERSION, "task": dataclasses.asdict(task), "seed": seed,
+           "n_prompts": cfg.n_prompts, "implicit_prompts": count,
+           "implicit_queries": m,
+           "predictors": {name: {"baseline": base, "params": _json_params(params)}
+                          for name, (base, params) in suite.items()},
+           "gd_eta": {"steps": cfg.gd_steps, "k": list(range(task.n_points)),
+                      "eta": _lists(gd_eta)},
+           "settings": {}}
+    base = ood.Prompts(np.asarray(xs), np.asarray(ys), np.asarray(ws))
+    bar = tqdm(cfg.settings, desc="evaluate", disable=not cfg.progress, file=sys.stderr)
+    for name in bar:
+        bar.set_postfix(setting=name)
+        prompts = ood.make_setting(name, jax.random.fold_in(key, 2), base, task)
+        out["settings"][name] = _evaluate_setting(name, prompts, predict_all, all_weights,
+                                                  model, cfg, queries)
+    return out
+
+
+def _evaluate_setting(name, prompts, predict_all, all_weights, model, cfg, queries):
+    n = prompts.xs.shape[1]
+    if prompts.eval_position is None:
+        mask = np.ones(prompts.ys.shape, bool)
+    else:
+        mask = np.arange(n)[None, :] == np.asarray(prompts.eval_position)[:, None]  # (B, n)
+    scored = mask.any(axis=0)  # the positions reported for this setting
+    normaliser = float(np.mean(np.asarray(prompts.ys, np.float64)[mask] ** 2))
+    preds = predict_all(prompts.xs, prompts.ys)
+    errors = {p: {stat: _lists(curve[scored]) for stat, curve in
+                  metrics.error_curve(pr, prompts.ys, normaliser, mask).items()}
+              for p, pr in preds.items()}
+    result = {"description": ood.DESCRIPTIONS[name], "k": np.flatnonzero(scored).tolist(),
+              "n_prompts_per_k": mask.sum(axis=0)[scored].tolist(), "normaliser": normaliser,
+              "error": errors, "spd": {}, "ilwd": {}, "ilwd_r2": [], "sensitivity_cos": {}}
+    if model is None:
+        return result
+    result["spd"] = {p: _lists(metrics.spd_curve(preds["model"], pr, normaliser, mask)[scored])
+                     for p, pr in preds.items() if p != "model"}
+    if name not in cfg.implicit_settings or prompts.eval_position is not None:
+        return result
+    count = queries.shape[0]
+    xs, ys = prompts.xs[:count], prompts.ys[:count]
+    # The model sees m (or d) copies of each prompt here: chunk so a call holds ~`chunk` prompts.
+    m, d = queries.shape[1], queries.shape[2]
+    query_preds = _chunked(functools.partial(_query_preds, model), (xs, ys, queries),
+                           max(cfg.chunk // m, 1))
+    w_hat, r2 = _implicit_weights(query_preds, jnp.asarray(queries))
+    grads = _chunked(functools.partial(_query_grads, model), (xs, ys), max(cfg.chunk // d, 1))
+    w_norm2 = float(np.mean(np.sum(np.asarray(prompts.ws[:count], np.float64) ** 2, axis=-1)))
+    result["ilwd_r2"] = _lists(r2)
+    for p, w_base in all_weights(xs, ys).items():  # (count, n, d) each
+        result["ilwd"][p] = _lists(metrics.ilwd_curve(w_hat, w_base, w_norm2))
+        result["sensitivity_cos"][p] = _lists(metrics.cosine_curve(grads, w_base))
+    return result
+
+
+@jax.jit
+def _apply(model, xs, ys):
+    return model(xs, ys)
+
+
+_sample = jax.jit(tasks.sample_prompts, static_argnums=(1, 2, 3))
+_query_preds = jax.jit(metrics.query_predictions)
+_query_grads = jax.jit(metrics.query_gradients)
+_implicit_weights = jax.jit(metrics.implicit_weights)
+
+
+def _json_params(params: dict) -> dict:
+    shown = {}
+    for k, v in params.items():
+        arr = np.asarray(v)
+        shown[k] = v if arr.ndim == 0 and not hasattr(v, "shape") else (
+            "see gd_eta" if k == "eta" else f"array{list(arr.shape)}")
+    return shown
+
+
+@dataclass(frozen=True)
+class _MergedModel:
+    """`(state, xs, ys) -> preds` for one architecture; equal graphdefs compare equal, so the
+    compiled functions are reused across runs and calls."""
+
+    graphdef: object
+
+    def __call__(self, state, xs, ys):
+        from flax import nnx
+
+        return nnx.merge(self.graphdef, state)(xs, ys)
+
+
+def evaluate_run(run, cfg: EvalConfig | None = None, **overrides) -> dict:
+    """Model of a run vs the baselines; `overrides` are EvalConfig keys.
+
+    `run` is a loaded run (`load_run`), or a run directory: then it is loaded and the result is
+    also written to DIR/eval.json (what `icl-figures compute_missing=true` relies on).
+    """
+    from flax import nnx
+
+    from icl_regression.run import load_run
+
+    run_dir = None if hasattr(run, "model") else Path(run)
+    if run_dir is not None:
+        run = load_run(run_dir)
+    cfg = dataclasses.replace(cfg or EvalConfig(), **overrides)
+    seed = run.config.seed if cfg.seed < 0 else cfg.seed
+    graphdef, state = nnx.split(run.model)
+    model = Partial(_MergedModel(graphdef), state)  # the parameters stay jit arguments
+    out = {"run_dir": str(run.run_dir), "step": int(run.step),
+           **evaluate_predictors(tasks.held_out_task(run.config.task), seed, cfg, model)}
+    if run_dir is not None:
+        write_eval_json(run_dir / "eval.json", out)
+    return out
+
+
+def evaluate_baselines(task: TaskConfig, cfg: EvalConfig | None = None, **overrides) -> dict:
+    """Baselines alone for a task (no model): error curves only."""
+    cfg = dataclasses.replace(cfg or EvalConfig(), task=task, **overrides)
+    out = evaluate_predictors(task, max(cfg.seed, 0), cfg)
+    return {"run_dir": None, "step": None, **out}
+
+
+def _eval_config(cfg) -> EvalConfig:
+    """Composed DictConfig -> frozen EvalConfig (lists -> tuples), task checked."""
+    from omegaconf import OmegaConf
+
+    from icl_regression.config import to_dataclass, validate
+
+    values = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items()
+              if k != "hydra"}
+    task = validate(to_dataclass({"task": values.pop("task")})).task
+    tuples = {k: tuple(v) for k, v in values.items() if isinstance(v, list)}
+    return EvalConfig(**{**values, **tuples, "task": task})
+
+
+def run_from_config(cfg: EvalConfig) -> Path:
+    """The entry point's work: check, evaluate, write eval.json, print the table."""
+    from icl_regression.run import load_config, load_run
+
+    check_config(cfg)
+    if cfg.run_dir:
+        check_config(cfg, load_config(cfg.run_dir).task)
+        data = evaluate_run(load_run(cfg.run_dir), cfg)
+        out = Path(cfg.out or Path(cfg.run_dir) / "eval.json")
+    else:
+        data = evaluate_baselines(cfg.task, cfg)
+        out = Path(cfg.out or "runs/baselines/eval.json")
+    start = time.perf_counter()
+    write_eval_json(out, data)
+    print(format_table(data))
+    print(f"[icl] wrote {out} ({time.perf_counter() - start:.1f}s to write)", file=sys.stderr)
+    return out
+
+
+def register_eval_schema() -> None:
+    """Store EvalConfig as `eval_schema`; frozen dataclasses give read-only nodes, which the
+    defaults list (task: linear) and command-line overrides must be able to change."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
+    schema = OmegaConf.structured(EvalConfig)
+    for node in (schema, schema.task):
+        OmegaConf.set_readonly(node, False)
+    ConfigStore.instance().store(name="eval_schema", node=schema)
+
+
+def main() -> None:
+    import hydra
+
+    from icl_regression.config import ConfigError
+
+    register_eval_schema()
+    conf_dir = str(Path(__file__).resolve().parent.parent / "conf")
+
+    @hydra.main(config_path=conf_dir, config_name="evaluate", version_base="1.3")
+    def _app(cfg) -> None:
+        try:
+            run_from_config(_eval_config(cfg))
+        except (ValueError, ConfigError, FileNotFoundError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+
+    _app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Training: loss goes down, presets run, resume is exact, NaNs stop cleanly, runs are safe."""
+
+import dataclasses
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+from conftest import CONF_DIR, ROOT, compose, tiny_config
+
+from icl_regression import load_run
+from icl_regression.config import ConfigError, OptimConfig, to_dataclass
+from icl_regression.logging import read_metrics
+from icl_regression.train import NonFiniteLossError, curriculum_at, train_and_evaluate
+
+PRESETS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+
+
+def test_a_few_dozen_steps_lower_the_loss(tmp_path):
+    cfg = tiny_config(steps=60, log_every=10, ckpt_every=60,
+                      optim=OptimConfig(lr=3e-3, warmup_steps=5))
+    train_and_evaluate(cfg, tmp_path)
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in records] == list(range(10, 61, 10))
+    assert records[-1]["loss"] < 0.8 * records[0]["loss"]
+    for key in ("lr", "grad_norm", "param_norm", "steps_per_sec", "curriculum_dims"):
+        assert np.isfinite(records[-1][key])
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_runs_two_debug_steps(preset, tmp_path):
+    cfg = to_dataclass(compose([f"experiment={preset}", "debug=default"]))
+    summary = train_and_evaluate(cfg, tmp_path)
+    assert summary["step"] == 2
+    run = load_run(tmp_path)
+    xs, ys, _ = run.sample(jax.random.key(0), 3)
+    assert run.predict(xs, ys).shape == ys.shape
+
+
+def test_load_run_predict_and_sample(tmp_path):
+    cfg = tiny_config(steps=10, log_every=5, ckpt_every=5)
+    train_and_evaluate(cfg, tmp_path)
+    run = load_run(tmp_path)
+    assert run.step == 10
+    xs, ys, ws = run.sample(jax.random.key(1), 5)
+    assert xs.shape == (5, 6, 3) and ys.shape == (5, 6) and ws.shape == (5, 3)
+    preds = run.predict(xs, ys)
+    assert preds.shape == (5, 6) and np.isfinite(np.asarray(preds)).all()
+    assert run.x_positions.tolist() == list(range(6))
+    assert not np.allclose(run.untrained().predict(xs, ys), preds)
+
+
+def _params(run_dir):
+    return jax.tree.leaves(jax.device_get(load_run(run_dir).model))
+
+
+def test_sigkill_and_resume_equals_uninterrupted_run(tmp_path):
+    overrides = ["model.n_layer=2", "model.d_model=16", "task.d=3", "task.n_points=6",
+                 "batch_size=16", "steps=400", "log_every=10", "ckpt_every=10",
+                 "progress=false"]
+    killed, straight = tmp_path / "killed", tmp_path / "straight"
+    cmd = [sys.executable, "-m", "icl_regression.train", *overrides]
+    proc = subprocess.Popen([*cmd, f"hydra.run.dir={killed}"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill once a checkpoint exists, mid-training
+        ckpts = killed / "checkpoints"
+        if ckpts.exists() and any(p.name.isdigit() for p in ckpts.iterdir()):
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stored = read_metrics(killed / "metrics.jsonl")
+    assert stored and stored[-1]["step"] < 400, "the run must be killed mid-way"
+    for run_dir in (killed, straight):
+        subprocess.run([*cmd, f"hydra.run.dir={run_dir}"], cwd=ROOT, check=True,
+                       capture_output=True, timeout=300)
+    for a, b in zip(_params(killed), _params(straight), strict=True):
+        np.testing.assert_array_equal(a, b)  # bitwise on CPU
+    steps = [r["step"] for r in read_metrics(killed / "metrics.jsonl")]
+    assert steps == list(range(10, 401, 10))  # no duplicated log lines after resume
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path):
+    train_and_evaluate(tiny_config(steps=10, log_every=5, ckpt_every=5), tmp_path)
+    before = (tmp_path / "config.json").read_text()
+    with pytest.raises(ConfigError, match="model.d_model"):
+        train_and_evaluate(tiny_config(model=dataclasses.replace(
+            tiny_config().model, d_model=32)), tmp_path)
+    assert (tmp_path / "config.json").read_text() == before
+    summary = train_and_evaluate(tiny_config(steps=20, log_every=5, ckpt_every=5), tmp_path)
+    assert summary["step"] == 20  # more steps is a legitimate resume
+
+
+def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path):
+    cfg = tiny_config(steps=40, log_every=5, ckpt_every=10,
+                      optim=OptimConfig(lr=1e12, warmup_steps=0, grad_clip=0.0))
+    with pytest.raises(NonFiniteLossError, match="non-finite loss at step"):
+        train_and_evaluate(cfg, tmp_path)
+    run = load_run(tmp_path)
+    leaves = jax.tree.leaves(jax.device_get(run.model))
+    assert all(np.isfinite(leaf).all() for leaf in leaves)
+    logged = read_metrics(tmp_path / "metrics.jsonl") if (
+        tmp_path / "metrics.jsonl").exists() else []
+    assert all(np.isfinite(r["loss"]) for r in logged)
+
+
+def test_curriculum_schedule_and_masking():
+    cfg = to_dataclass(compose(["experiment=garg_linear"]))
+    assert curriculum_at(cfg, 0) == (5, 11)
+    dims, points = curriculum_at(cfg, 4000)
+    assert (int(dims), int(points)) == (7, 15)
+    dims, points = curriculum_at(cfg, 10**6)
+    assert (int(dims), int(points)) == (20, 41)
+
+
+def test_metrics_file_is_json_lines(tmp_path):
+    train_and_evaluate(tiny_config(steps=10, log_every=5, ckpt_every=5), tmp_path)
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and all(isinstance(json.loads(line), dict) for line in lines)
