@@ -142,7 +142,9 @@ def benchmark(label: str, overrides: list[str], steps_per_call: int | None, repe
         calls.append(time.perf_counter() - start)
     peak = max(peak, matmul_peak(dtype, platform))
     steps_per_s = steps_per_call / min(calls)
-    per_device_flops = flops_xla / parallel.n_devices * steps_per_s
+    # Fake CPU devices share the host's cores (and its matmul peak): compare their total.
+    shared = platform == "cpu" and jax.local_device_count() > 1
+    per_device_flops = flops_xla * steps_per_s / (1 if shared else parallel.n_devices)
     memory, memory_kind = peak_memory_gib()
     return {
         "config": label, "overrides": overrides, "device": jax.devices()[0].device_kind,
