@@ -22,6 +22,8 @@ ENCODINGS = ("interleaved", "paired")
 POSITIONS = ("learned", "none")
 SCHEDULES = ("cosine", "constant")
 DTYPES = ("float32", "bfloat16")
+LOSS_POSITIONS = ("all", "last")
+CORRUPT_MODES = ("noise", "other_w")
 
 
 class ConfigError(ValueError):
@@ -40,6 +42,10 @@ class TaskConfig:
     sparsity: int = 0  # s nonzero coordinates for w_prior=sparse (each N(0, τ²/s))
     noise_std: float = 0.0  # σ: y = w·x + σ ε
     pool_size: int = 0  # M > 0: w drawn uniformly from a fixed pool of M tasks; 0: fresh w
+    # Corrupted demonstrations: exactly round(f · n_points) labels of every prompt replaced by
+    # N(0, E y²) noise (noise) or by the labels of another task's w (other_w).
+    corrupt_fraction: float = 0.0
+    corrupt_mode: str = "noise"
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,9 @@ class TrainConfig:
     seed: int = 0
     steps: int = 3000
     batch_size: int = 64  # global batch, split over devices
+    # all: mean squared error over every active position (k = 0..n-1 context pairs);
+    # last: only the last active position (a single-query loss, as in von Oswald et al. 2022)
+    loss_positions: str = "all"
     log_every: int = 100  # also the number of optimizer steps per jitted call
     ckpt_every: int = 1000  # a multiple of log_every
     keep_checkpoints: int = 2  # latest N kept ...
@@ -176,6 +185,10 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     _require(t.pool_size >= 0, "task.pool_size", t.pool_size, "must be >= 0 (0 = fresh w)")
     _require(t.x_uniform_half_width > 0, "task.x_uniform_half_width", t.x_uniform_half_width,
              "must be > 0")
+    _require(0 <= t.corrupt_fraction <= 1, "task.corrupt_fraction", t.corrupt_fraction,
+             "must be in [0, 1]")
+    _require(t.corrupt_mode in CORRUPT_MODES, "task.corrupt_mode", t.corrupt_mode,
+             f"allowed: {', '.join(CORRUPT_MODES)}")
     if t.w_prior == "sparse":
         _require(1 <= t.sparsity <= t.d, "task.sparsity", t.sparsity,
                  f"must be in 1..task.d={t.d} for w_prior=sparse")
@@ -222,6 +235,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
 
     _require(cfg.steps >= 1, "steps", cfg.steps, "must be >= 1")
     _require(cfg.batch_size >= 1, "batch_size", cfg.batch_size, "must be >= 1")
+    _require(cfg.loss_positions in LOSS_POSITIONS, "loss_positions", cfg.loss_positions,
+             f"allowed: {', '.join(LOSS_POSITIONS)}")
     _require(cfg.log_every >= 1, "log_every", cfg.log_every, "must be >= 1")
     _require(cfg.ckpt_every >= 1 and cfg.ckpt_every % cfg.log_every == 0, "ckpt_every",
              cfg.ckpt_every, f"must be a positive multiple of log_every={cfg.log_every}")

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     from icl_regression.eval_json import format_table
     from icl_regression.evaluate import evaluate_run
     from icl_regression.figures import FiguresConfig, make_figures
-    from icl_regression.probes import demo_probes
+    from icl_regression.probes import format_probe_summary, probe_run
     from icl_regression.run import load_run
     from icl_regression.train import train_and_evaluate
 
@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> None:
 
     t1 = time.perf_counter()
     print(f"\n[demo] linear probes -> {run_dir / 'probes.json'}")
-    demo_probes(run)
+    probes = probe_run(run, probes=("linear",))
+    print(format_probe_summary(probes, cfg.task.d))
     print(f"[demo] probes took {time.perf_counter() - t1:.0f}s")
 
     t1 = time.perf_counter()

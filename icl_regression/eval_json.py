@@ -76,6 +76,7 @@ def write_eval_json(path: str | Path, data: dict) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".eval.", suffix=".json.tmp", dir=path.parent)
+    os.chmod(tmp, 0o644)  # mkstemp makes files owner-only
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=1, allow_nan=False)

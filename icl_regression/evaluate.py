@@ -248,7 +248,7 @@ def evaluate_run(run, cfg: EvalConfig | None = None, **overrides) -> dict:
     graphdef, state = nnx.split(run.model)
     model = Partial(_MergedModel(graphdef), state)  # the parameters stay jit arguments
     out = {"run_dir": str(run.run_dir), "step": int(run.step),
-           **evaluate_predictors(run.config.task, seed, cfg, model)}
+           **evaluate_predictors(tasks.held_out_task(run.config.task), seed, cfg, model)}
     if run_dir is not None:
         write_eval_json(run_dir / "eval.json", out)
     return out

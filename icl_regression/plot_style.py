@@ -78,6 +78,7 @@ def write_atomically(path: Path, data: bytes) -> None:
     """Temp file in the same folder + os.replace: a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.chmod(tmp, 0o644)  # mkstemp makes files owner-only
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -19,8 +19,9 @@ turns them into R² and MSE per (target, layer, position).
   Tokens after t are masked out: they hold later pairs, which would leak the answer.
 
 MLP and attention probes train with Adam on standardised inputs and targets, all groups in one
-vmapped-by-einsum model; each group keeps its parameters from its best validation evaluation,
-and training stops once no group improved for `patience` evaluations (or at `max_steps`).
+vmapped-by-einsum model; each group keeps its parameters from its best validation check, and
+training stops once the best validation losses summed over groups improved by less than 0.1%
+over the last `patience` checks (or at `max_steps`).
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ class FitOptions:
     hidden: int = 64  # MLP hidden width (unused by the attention probe)
     learning_rate: float = 3e-3
     batch_size: int = 256
-    max_steps: int = 3000
+    max_steps: int = 2000
     eval_every: int = 50  # steps between validation checks
-    patience: int = 6  # checks without improvement before a group stops
+    patience: int = 4  # checks with < 0.1% total improvement before training stops
 
 
 @dataclass(frozen=True)
@@ -168,10 +169,10 @@ TRAINED = {"mlp": (mlp_init, mlp_apply), "attention": (attention_init, attention
 
 @partial(jax.jit, static_argnames=("family", "shapes", "hidden", "learning_rate"))
 def _initial_state(key, *, family, shapes, hidden, learning_rate):
-    """Parameters, Adam state and best-so-far record (params, val loss, stale checks)."""
+    """Parameters, Adam state and each group's best-so-far (params, validation loss)."""
     shape_glp, n_features, n_tokens, n_out = shapes
     params = TRAINED[family][0](key, shape_glp, n_features, n_tokens, n_out, hidden)
-    best = (params, jnp.full(shape_glp, jnp.inf, jnp.float32), jnp.zeros(shape_glp, jnp.int32))
+    best = (params, jnp.full(shape_glp, jnp.inf, jnp.float32))
     return params, optax.adam(learning_rate).init(params), best
 
 
@@ -206,13 +207,12 @@ def _train_chunk(params, opt_state, best, key, data, *, apply, n_steps, batch_si
     (params, opt_state), _ = jax.lax.scan(step, (params, opt_state),
                                           jax.random.split(key, n_steps))
     val = _group_loss(apply, params, acts_val, positions, targets_val)  # (G, L, P)
-    best_params, best_val, stale = best
-    improved = val < best_val * (1 - 1e-4)
+    best_params, best_val = best
+    improved = val < best_val
     keep = lambda new, old: jnp.where(improved.reshape(improved.shape + (1,) * (new.ndim - 3)),
                                       new, old)
-    stale = jnp.where(improved, 0, stale + 1)
-    best = (jax.tree.map(keep, params, best_params), jnp.minimum(val, best_val), stale)
-    return params, opt_state, best, jnp.min(stale)
+    best = (jax.tree.map(keep, params, best_params), jnp.minimum(val, best_val))
+    return params, opt_state, best, jnp.sum(best[1])
 
 
 def trained_probe(family: str, acts: np.ndarray, positions: np.ndarray, targets: np.ndarray,
@@ -236,13 +236,16 @@ def trained_probe(family: str, acts: np.ndarray, positions: np.ndarray, targets:
     batch_size = min(options.batch_size, len(split.train))
     bar = tqdm(total=options.max_steps, desc=f"{family} probes", unit="step", leave=False,
                disable=not progress, mininterval=1.0)
+    history = []  # best validation loss summed over groups, after each check
     for done in range(0, options.max_steps, options.eval_every):
         n_steps = min(options.eval_every, options.max_steps - done)
-        params, opt_state, best, least_stale = _train_chunk(
+        params, opt_state, best, total = _train_chunk(
             params, opt_state, best, jax.random.fold_in(key, done), data, apply=apply,
             n_steps=n_steps, batch_size=batch_size, learning_rate=options.learning_rate)
         bar.update(n_steps)
-        if int(least_stale) >= options.patience:  # no group improved lately
+        history.append(float(total))
+        if (len(history) > options.patience
+                and history[-1] > (1 - 1e-3) * history[-1 - options.patience]):
             break
     bar.close()
     preds = _predict(best[0], x[:, split.test], positions, apply=apply)  # (G, L, P, Nte, d)

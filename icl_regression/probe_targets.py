@@ -21,8 +21,8 @@ Targets for a prefix of k pairs, with S_k = Σ_{j<k} x_j x_jᵀ and b_k = Σ_{j<
 Per k, w_gd is a fixed multiple of xty, so any probe scored by R² at one position scores them
 alike; their MSEs differ.
 
-The per-prefix solvers come through one import point below. Every solver maps `xs (B, n, d)`,
-`ys (B, n)` to `ws (B, n, d)` with `ws[:, i]` fitted on pairs 0..i-1 (the baselines' convention).
+The targets use the baselines' per-prefix solvers (`icl_regression.solvers`): each maps
+`xs (B, n, d)`, `ys (B, n)` to `ws (B, n, d)` with `ws[:, i]` fitted on pairs 0..i-1.
 """
 
 from __future__ import annotations
@@ -35,38 +35,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from icl_regression import tasks
+from icl_regression import solvers, tasks
 from icl_regression.config import TaskConfig
+from icl_regression.solvers import exclusive_cumsum, gd_weights, ols_weights
 
 TARGETS = ("w", "w_ols", "w_ridge", "w_gd", "xty")
-HIGHEST = jax.lax.Precision.HIGHEST
 
 
-# --- import point: the per-prefix solvers (to be replaced by icl_regression.baselines) ---
-
+# The per-prefix solvers and the GD step-size tuner are the baselines' own (one definition).
 def prefix_xty(xs: jax.Array, ys: jax.Array) -> jax.Array:
     """b_i = Σ_{j<i} y_j x_j: (B, n, d)."""
-    xy = xs * ys[..., None]  # (B, n, d)
-    return jnp.cumsum(xy, axis=1) - xy
-
-
-@jax.jit
-def ols_weights(xs: jax.Array, ys: jax.Array) -> jax.Array:
-    """Min-norm least squares of every prefix: X_i⁺ y_i, (B, n, d)."""
-    n = xs.shape[1]
-    seen = (jnp.arange(n)[None, :] < jnp.arange(n)[:, None]).astype(xs.dtype)  # (i, j): j < i
-    x_prefix = xs[:, None] * seen[None, :, :, None]  # (B, n, n, d): rows j >= i zeroed
-    y_prefix = ys[:, None] * seen[None]  # (B, n, n)
-    # The pseudo-inverse of the data matrix (not of S_i) keeps float32 accurate near k = d.
-    return jnp.einsum("bidj,bij->bid", jnp.linalg.pinv(x_prefix), y_prefix, precision=HIGHEST)
-
-
-@jax.jit
-def _ridge_positive(xs: jax.Array, ys: jax.Array, lam: jax.Array) -> jax.Array:
-    xx = jnp.einsum("bnd,bne->bnde", xs, xs, precision=HIGHEST)  # (B, n, d, d)
-    gram = jnp.cumsum(xx, axis=1) - xx  # S_i
-    eye = jnp.eye(xs.shape[-1], dtype=xs.dtype)
-    return jnp.linalg.solve(gram + lam * eye, prefix_xty(xs, ys)[..., None])[..., 0]
+    return exclusive_cumsum(xs * ys[..., None])
 
 
 def ridge_weights(xs: jax.Array, ys: jax.Array, lam: float) -> jax.Array:
@@ -75,22 +54,7 @@ def ridge_weights(xs: jax.Array, ys: jax.Array, lam: float) -> jax.Array:
         return ols_weights(xs, ys)
     if not np.isfinite(lam):  # a zero-variance prior: the posterior mean stays at 0
         return jnp.zeros_like(xs)
-    return _ridge_positive(xs, ys, jnp.asarray(lam, xs.dtype))
-
-
-@jax.jit
-def tune_gd_eta(xs: jax.Array, ys: jax.Array) -> jax.Array:
-    """Per-position step size η_i of one GD step minimising the held-out squared error: (n,).
-
-    The prediction η (x_i · b_i) is linear in η, so the minimiser is closed form,
-    η_i = Σ y_i u_i / Σ u_i² over prompts with u_i = x_i · b_i (0 where u is 0, e.g. i = 0).
-    """
-    u = jnp.einsum("bnd,bnd->bn", prefix_xty(xs, ys), xs, precision=HIGHEST)  # (B, n)
-    num, den = jnp.sum(ys * u, axis=0), jnp.sum(u * u, axis=0)
-    return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), 0.0)
-
-
-# --- end of the import point ---
+    return solvers.ridge_weights(xs, ys, lam)
 
 
 def prefix_lengths(x_positions: np.ndarray, y_positions: np.ndarray | None,
@@ -138,7 +102,7 @@ def _all_prefix_targets(xs, ys, ws, gd_eta, names, ridge_lambda):
         "w": lambda: jnp.broadcast_to(ws[:, None], b.shape),
         "w_ols": lambda: ols_weights(xs_pad, ys_pad),
         "w_ridge": lambda: ridge_weights(xs_pad, ys_pad, ridge_lambda),
-        "w_gd": lambda: gd_eta[None, :, None] * b,
+        "w_gd": lambda: gd_weights(xs_pad, ys_pad, gd_eta, 1),
         "xty": lambda: b,
     }
     return {name: compute[name]() for name in names}

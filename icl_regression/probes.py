@@ -27,6 +27,7 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from icl_regression import tasks
+from icl_regression.baselines import tune_gd_eta
 from icl_regression.config import ConfigError
 from icl_regression.probe_models import LINEAR_ALPHAS, PROBES, FitOptions, Split, fit_probes
 from icl_regression.probe_targets import (
@@ -36,7 +37,6 @@ from icl_regression.probe_targets import (
     sample_probe_prompts,
     targets_at_positions,
     token_kinds,
-    tune_gd_eta,
 )
 from icl_regression.run import Run, load_run
 
@@ -173,13 +173,15 @@ def _jsonable(values: np.ndarray) -> list:
 
 
 def probe_run(run: str | Path | Run, options: ProbeOptions | None = None,
-              control_run: str | Path | Run | None = None, write: bool = True) -> dict:
+              control_run: str | Path | Run | None = None, write: bool = True,
+              **overrides) -> dict:
     """Probe a run (a run directory or a loaded Run); writes RUN/probes.json when `write`.
 
-    `control_run`: a model trained with a fixed w (task.w_prior=fixed), probed on the same
-    prompts; its scores appear as fixed_w_r2 / fixed_w_mse / fixed_w_selectivity.
+    `overrides` replace fields of `options` (e.g. `probes=("linear",)`). `control_run`: a model
+    trained with a fixed w (task.w_prior=fixed), probed on the same prompts; its scores appear
+    as fixed_w_r2 / fixed_w_mse / fixed_w_selectivity.
     """
-    options = options or ProbeOptions()
+    options = dataclasses.replace(options or ProbeOptions(), **overrides)
     run = _as_run(run)
     layers, positions = _resolve(run, options)
     models = {"": run}
@@ -192,7 +194,7 @@ def probe_run(run: str | Path | Run, options: ProbeOptions | None = None,
             raise ConfigError(f"control_run_dir={str(fixed.run_dir)!r} is not allowed; its layers"
                               ", tokens and task.d must match the probed run's")
         models["fixed_w_"] = fixed
-    task, seed = run.config.task, run.config.seed
+    task, seed = tasks.held_out_task(run.config.task), run.config.seed
 
     key = jax.random.fold_in(tasks.stream_key(seed, "probe"), options.seed)
     prompt_key, fit_key = jax.random.split(key)
@@ -292,12 +294,14 @@ def best_layers(result: dict, ks: Sequence[int], probe: str = "linear") -> dict:
     return summary
 
 
-def format_summary(summary: dict, probe: str = "linear") -> str:
-    """A plain-text table of `best_layers`: one line per target and k."""
+def format_probe_summary(result: dict, d: int | None = None, probe: str = "linear") -> str:
+    """A plain-text table: per target, the best layer (highest held-out R²) at k = d and k = 2d,
+    its R², and the controls' R² at that layer."""
+    d = result["d"] if d is None else d
     lines = [f"{probe} probes: best layer per target (0 = embedding), held-out R²",
              f"{'target':8} {'k':>3} {'layer':>5} {'trained':>8} {'untrained':>9} {'fixed-w':>8}"]
     cell = lambda v: "-" if v is None or not np.isfinite(v) else f"{v:.3f}"
-    for target, per_k in summary.items():
+    for target, per_k in best_layers(result, (d, 2 * d), probe).items():
         for k, entry in per_k.items():
             if entry is None:
                 lines.append(f"{target:8} {k:>3}   (no position or constant target)")
@@ -305,17 +309,6 @@ def format_summary(summary: dict, probe: str = "linear") -> str:
             lines.append(f"{target:8} {k:>3} {entry['layer']:>5} {cell(entry['r2']):>8} "
                          f"{cell(entry.get('control_r2')):>9} {cell(entry.get('fixed_w_r2')):>8}")
     return "\n".join(lines)
-
-
-def demo_probes(run: str | Path | Run, n_prompts: int = 2048, progress: bool = True,
-                control_run: str | Path | Run | None = None) -> dict:
-    """Linear probes on every layer and token of `run` (writes probes.json); prints and returns,
-    per target, the best layer and its held-out R² at k = d and k = 2d, trained vs control."""
-    result = probe_run(run, ProbeOptions(probes=("linear",), n_prompts=n_prompts,
-                                         progress=progress), control_run)
-    summary = best_layers(result, (result["d"], 2 * result["d"]))
-    print(format_summary(summary))
-    return summary
 
 
 def _hydra_main():
@@ -340,8 +333,7 @@ def _hydra_main():
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
         for probe in options.probes:
-            print(format_summary(best_layers(result, (result["d"], 2 * result["d"]), probe),
-                                 probe))
+            print(format_probe_summary(result, probe=probe))
         print(f"wrote {Path(run_dir) / 'probes.json'}")
 
     return probes_app

@@ -71,7 +71,8 @@ class Run:
 
     def sample(self, key: jax.Array, batch_size: int):
         """Held-out prompts of the training distribution at full dimension and points."""
-        return tasks.sample_prompts(key, self.config.task, batch_size, self.config.seed)
+        task = tasks.held_out_task(self.config.task)
+        return tasks.sample_prompts(key, task, batch_size, self.config.seed)
 
     @property
     def x_positions(self) -> np.ndarray:

@@ -15,6 +15,7 @@ with the step gives the training batch, so any batch can be recomputed and resum
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -24,6 +25,7 @@ from icl_regression.config import TaskConfig
 
 # Disjoint random streams: training data never overlaps held-out evaluation/probe prompts.
 STREAMS = {"init": 0, "train": 1, "pool": 2, "eval": 3, "probe": 4, "control": 5}
+CORRUPT_SALT = 7  # folded into a prompt key for its corruption draws (other draws unchanged)
 
 
 def stream_key(seed: int, stream: str) -> jax.Array:
@@ -39,6 +41,12 @@ def x_covariance_eigs(task: TaskConfig) -> jax.Array:
     if task.x_dist == "uniform":
         return jnp.full((task.d,), task.x_uniform_half_width**2 / 3.0, jnp.float32)
     return jnp.ones((task.d,), jnp.float32)
+
+
+def held_out_task(task: TaskConfig) -> TaskConfig:
+    """The task that held-out prompts (evaluation, probes, `Run.sample`) come from: the training
+    distribution without training-time label corruption."""
+    return dataclasses.replace(task, corrupt_fraction=0.0)
 
 
 def w_mean_vector(task: TaskConfig) -> jax.Array:
@@ -104,11 +112,49 @@ def sample_ws(key: jax.Array, task: TaskConfig, batch_size: int, seed: int) -> j
     return sample_ws_from_prior(key, task, batch_size)
 
 
+def exact_mask(key: jax.Array, batch_size: int, n_points: int, count: int,
+               n_candidates: int | None = None) -> jax.Array:
+    """(B, n) bool with exactly `count` True per row, uniformly among the first `n_candidates`
+    positions (default all): the `count` smallest of i.i.d. uniforms, ranked by double argsort."""
+    n_candidates = n_points if n_candidates is None else n_candidates
+    if not 0 <= count <= n_candidates <= n_points:
+        raise ValueError(f"count={count} must be in 0..n_candidates={n_candidates} <= {n_points}")
+    u = jax.random.uniform(key, (batch_size, n_points))  # (B, n)
+    u = jnp.where(jnp.arange(n_points) < n_candidates, u, 2.0)  # never pick the others
+    return jnp.argsort(jnp.argsort(u, axis=-1), axis=-1) < count  # (B, n)
+
+
+def corrupt_labels(key: jax.Array, xs: jax.Array, ys: jax.Array, task: TaskConfig, fraction: float,
+                   mode: str, seed: int = 0, n_context: int | None = None):
+    """Replace exactly round(fraction · n_context) labels of each prompt among its first
+    `n_context` positions (default all): ys (B, n) -> corrupted ys (B, n), mask (B, n).
+
+    noise: N(0, E y²) draws, the clean labels' scale; other_w: w'·x + σε with w' drawn from the
+    task distribution (the pool, if any), independent of the prompt's own w.
+    """
+    batch_size, n_points = ys.shape
+    n_context = n_points if n_context is None else n_context
+    mask_key, w_key, noise_key = jax.random.split(key, 3)
+    mask = exact_mask(mask_key, batch_size, n_points, round(fraction * n_context), n_context)
+    if mode == "noise":
+        with jax.ensure_compile_time_eval():  # a constant, also inside the jitted train step
+            scale = math.sqrt(expected_y2(task))
+        fake = scale * jax.random.normal(noise_key, ys.shape)  # (B, n)
+    elif mode == "other_w":
+        other = sample_ws(w_key, task, batch_size, seed)  # (B, d)
+        fake = jnp.einsum("bnd,bd->bn", xs, other, precision=jax.lax.Precision.HIGHEST)
+        fake = fake + task.noise_std * jax.random.normal(noise_key, ys.shape)  # (B, n)
+    else:
+        raise ValueError(f"corrupt_mode={mode!r} is not allowed; allowed: noise, other_w")
+    return jnp.where(mask, fake, ys), mask
+
+
 def sample_prompts(key: jax.Array, task: TaskConfig, batch_size: int, seed: int = 0,
                    active_dims: int | jax.Array | None = None):
     """One batch of prompts. Jittable; `active_dims` (curriculum) zeroes x beyond it.
 
     Returns xs (B, n, d), ys (B, n), ws (B, d). `seed` selects the run's task pool / fixed w.
+    With `task.corrupt_fraction > 0` a fixed fraction of each prompt's labels is corrupted.
     """
     x_key, w_key, noise_key = jax.random.split(key, 3)
     xs = sample_xs(x_key, task, batch_size)  # (B, n, d)
@@ -118,6 +164,9 @@ def sample_prompts(key: jax.Array, task: TaskConfig, batch_size: int, seed: int 
     ys = jnp.einsum("bnd,bd->bn", xs, ws, precision=jax.lax.Precision.HIGHEST)  # (B, n)
     if task.noise_std > 0:
         ys = ys + task.noise_std * jax.random.normal(noise_key, ys.shape, jnp.float32)
+    if task.corrupt_fraction > 0:  # a separate key: uncorrupted tasks draw exactly as before
+        ys, _ = corrupt_labels(jax.random.fold_in(key, CORRUPT_SALT), xs, ys, task,
+                               task.corrupt_fraction, task.corrupt_mode, seed)
     return xs, ys, ws
 
 

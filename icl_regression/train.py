@@ -63,10 +63,11 @@ def curriculum_at(cfg: TrainConfig, step):
     return dims, points
 
 
-def masked_mse(preds, ys, points):
-    """Squared error over the active positions, and the same normalised by the zero
-    predictor's error on this batch (so 1 is trivial)."""
-    mask = (jnp.arange(ys.shape[1]) < points).astype(jnp.float32)  # (n,)
+def masked_mse(preds, ys, points, last_only: bool = False):
+    """Squared error over the active positions (or only the last active one), and the same
+    normalised by the zero predictor's error on this batch (so 1 is trivial)."""
+    positions = jnp.arange(ys.shape[1])
+    mask = ((positions == points - 1) if last_only else (positions < points)).astype(jnp.float32)
     sq = jnp.square(preds - ys) * mask  # (B, n)
     count = mask.sum() * ys.shape[0]
     loss = sq.sum() / count
@@ -85,7 +86,7 @@ def make_update(cfg: TrainConfig, graphdef, tx, schedule, parallel: DataParallel
 
     def loss_fn(params, xs, ys, points):
         preds = nnx.merge(graphdef, params)(xs, ys)  # (B, n)
-        return masked_mse(preds, ys, points)
+        return masked_mse(preds, ys, points, cfg.loss_positions == "last")
 
     def one_step(carry, step):
         params, opt_state = carry

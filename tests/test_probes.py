@@ -21,7 +21,6 @@ from icl_regression.probe_targets import (
     TARGETS,
     all_prefix_targets,
     prefix_lengths,
-    tune_gd_eta,
 )
 from icl_regression.probes import ProbeOptions, best_layers, probe_options, probe_run
 from icl_regression.run import Run
@@ -104,17 +103,6 @@ def test_targets_equal_numpy_per_prefix_including_rank_deficient(noise_std):
                                    err_msg=name)
 
 
-def test_gd_step_size_minimises_one_step_error():
-    xs, ys, _ = tasks.sample_prompts(jax.random.key(4), TaskConfig(d=4, n_points=7), 500)
-    eta = np.asarray(tune_gd_eta(xs, ys))  # (n,)
-    xs, ys = np.asarray(xs, np.float64), np.asarray(ys, np.float64)
-    assert eta[0] == 0.0
-    for i in range(1, xs.shape[1]):
-        u = np.array([xs[b, i] @ (xs[b, :i].T @ ys[b, :i]) for b in range(len(xs))])
-        best = np.linalg.lstsq(u[:, None], ys[:, i], rcond=None)[0][0]  # 1-D least squares
-        np.testing.assert_allclose(eta[i], best, rtol=1e-4)
-
-
 def untrained_run(path: Path, seed: int = 0, n_points: int = 8) -> Run:
     cfg = tiny_config(task=TaskConfig(d=3, n_points=n_points))
     return Run(path, cfg, build_model(cfg.model, cfg.task, seed), step=0)
@@ -161,10 +149,12 @@ def test_probes_json_schema_and_same_seed_same_numbers(tmp_path):
     check_schema(json.loads(written), TARGETS, ("linear", "mlp", "attention"),
                  ("control_", "fixed_w_"))
     assert json.loads(written)["k"] == [1, 3, 4]
+    eta = first["gd_eta"]  # η*_k for k = 0..n, tuned on prompts apart from the probe prompts
+    assert len(eta) == 6 and eta[0] == 0 and all(0 < e < 1 for e in eta[1:])
     assert first["targets"]["w_ols"]["linear"]["r2"][0][0] is not None
     probe_run(run, options, control_run=control)
     assert (tmp_path / "probes.json").read_text() == written  # same seed: identical numbers
-    other = probe_run(run, ProbeOptions(**{**options.__dict__, "seed": 1}), control_run=control,
+    other = probe_run(run, options, probes=("linear",), untrained_control=False, seed=1,
                       write=False)
     assert other["targets"]["w"]["linear"]["r2"] != first["targets"]["w"]["linear"]["r2"]
 

@@ -229,7 +229,7 @@ def test_local_multirun_makes_one_directory_per_job(tmp_path):
     first = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-3000:]
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
-    assert [p.name for p in jobs] == ["0_seed=0", "1_seed=1"]  # experiment, debug excluded
+    assert [p.name for p in jobs] == ["0_seed-0", "1_seed-1"]  # experiment, debug excluded
     contents = {}
     for seed, job in enumerate(jobs):
         assert json.loads((job / "config.json").read_text())["seed"] == seed

@@ -1,0 +1,296 @@
+"""Figures and numbers for the linear-self-attention section (von Oswald et al. 2022).
+
+    python -m icl_regression.lsa_figures --train   # train (or resume) the LSA presets, then plot
+    python -m icl_regression.lsa_figures           # measure and plot existing runs only
+
+Runs live in fixed directories under --runs: `oswald_lsa/reference` (preset oswald_lsa, one
+layer) and `oswald_lsa_deep/L{k}_{untied,tied}` (preset oswald_lsa_deep with model.n_layer=k);
+`--deep FOLDER` reads the deep runs from any folder instead (e.g. a Hydra multirun sweep).
+Writes to --out: lsa_loss_curve.png (trained loss vs the optimal-η one-step GD line),
+lsa_sensitivity.png (cosine / L2 between ∂ŷ/∂x_query of the model and of GD over training),
+lsa_interpolation.png (loss from the rescaled trained weights to the construction),
+lsa_depth.png (loss vs depth: trained LSA, k-step GD, GD++) and lsa_numbers.json.
+
+Every loss is the squared error at the query with N = n − 1 context pairs (the position the
+presets train on), divided by E y² (so the zero predictor scores 1), on held-out prompts of the
+run's `eval` stream; η and GD++'s (η_l, γ_l) are fitted on a separate draw of that stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from icl_regression import gd_compare, tasks
+from icl_regression.config import (
+    ModelConfig,
+    TrainConfig,
+    register_configs,
+    to_dataclass,
+    validate,
+)
+from icl_regression.hydra_app import CONF_DIR
+from icl_regression.logging import read_metrics
+from icl_regression.models.lsa import constructed_lsa, lsa_forward
+from icl_regression.run import load_config, load_run
+
+DEPTHS = (2, 3, 4, 5)
+
+
+def compose_preset(experiment: str, overrides: tuple[str, ...] = ()) -> TrainConfig:
+    """The validated config of `conf/experiment/<experiment>.yaml` plus overrides."""
+    from hydra import compose, initialize_config_dir
+
+    register_configs()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={experiment}", *overrides])
+    return validate(to_dataclass(cfg))
+
+
+def preset_runs(runs_root: Path, depths=DEPTHS) -> dict:
+    """{run_dir: (experiment, overrides)} for every run the figures read."""
+    runs = {runs_root / "oswald_lsa" / "reference": ("oswald_lsa", ())}
+    for depth in depths:
+        for tied in (False, True):
+            name = f"L{depth}_{'tied' if tied else 'untied'}"
+            runs[runs_root / "oswald_lsa_deep" / name] = (
+                "oswald_lsa_deep", (f"model.n_layer={depth}", f"model.tie_layers={tied}"))
+    return runs
+
+
+def train_presets(runs_root: Path, depths=DEPTHS) -> None:
+    from icl_regression.train import train_and_evaluate
+
+    for run_dir, (experiment, overrides) in preset_runs(runs_root, depths).items():
+        train_and_evaluate(compose_preset(experiment, overrides), run_dir)  # resumes if present
+
+
+def _prompts(cfg: TrainConfig, n_prompts: int, fold: int):
+    """Held-out prompts: fold 0 evaluates, fold 1 fits η / GD++ (disjoint draws)."""
+    key = jax.random.fold_in(tasks.stream_key(cfg.seed, "eval"), fold)
+    xs, ys, _ = tasks.sample_prompts(key, cfg.task, n_prompts, cfg.seed)
+    return xs, ys
+
+
+def _checkpoint_steps(run_dir: Path) -> list[int]:
+    folder = run_dir / "checkpoints"
+    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
+
+
+def _params_predictor(params: dict, model: ModelConfig):
+    """One jitted forward shared by every checkpoint (a Run per step would recompile)."""
+    return lambda xs, ys: lsa_forward(params, xs, ys, n_layer=model.n_layer,
+                                      use_mlp=model.use_mlp,
+                                      use_layernorm=model.use_layernorm)[0]
+
+
+def measure_single(run_dir: Path, n_eval: int = 4096, n_curve: int = 1024) -> dict:
+    """One-layer run: trained vs optimal-η GD (loss, prediction difference, sensitivity), the
+    weight distance and interpolation path, and loss / cosine at every kept checkpoint."""
+    run = load_run(run_dir)
+    cfg, norm = run.config, tasks.expected_y2(run.config.task)
+    xs, ys = _prompts(cfg, n_eval, 0)
+    eta = gd_compare.optimal_gd_eta(*_prompts(cfg, n_eval, 1), n_steps=1)
+    gd = constructed_lsa(cfg.task.d, eta, 1, n_head=cfg.model.n_head,
+                         tie_layers=cfg.model.tie_layers)
+    alphas = np.linspace(0.0, 1.0, 11)
+    out = {"run_dir": str(run_dir), "step": run.step, "eta": eta,
+           "gd_loss": gd_compare.loss_at(gd, xs, ys) / norm,
+           "trained_loss": gd_compare.loss_at(run.predict, xs, ys) / norm,
+           **gd_compare.compare_predictors(run.predict, gd, xs, ys),
+           "weight_distance": gd_compare.weight_distance(run.model, gd),
+           "alphas": alphas.tolist(),
+           "interpolation": (gd_compare.interpolation_losses(run.model, gd, xs, ys, alphas)
+                             / norm).tolist()}
+    out["pred_diff"] /= norm
+    curve_xs, curve_ys = xs[:n_curve], ys[:n_curve]
+    curve = []
+    for step in [0, *_checkpoint_steps(run_dir)]:  # step 0: the initialisation
+        source = run.untrained(cfg.seed) if step == 0 else load_run(run_dir, step)
+        predict = _params_predictor(source.model.param_dict(), cfg.model)
+        compared = gd_compare.compare_predictors(predict, gd, curve_xs, curve_ys)
+        curve.append({"step": step, "loss": gd_compare.loss_at(predict, curve_xs, curve_ys) / norm,
+                      "cosine": compared["cosine"], "l2": compared["l2"],
+                      "l2_rel": compared["l2_rel"]})
+    out["curve"] = curve
+    out["train_curve"] = [(m["step"], m["loss"] / norm)
+                          for m in read_metrics(run_dir / "metrics.jsonl")]
+    return out
+
+
+def find_deep_runs(folder: Path) -> dict:
+    """{(n_layer, "tied" | "untied"): run_dir} for every trained LSA run below `folder` (the
+    fixed directories of --train or a Hydra multirun sweep); the last path wins on repeats."""
+    found = {}
+    for config_file in sorted(folder.glob("**/config.json")):
+        run_dir = config_file.parent
+        model = load_config(run_dir).model
+        if model.name == "lsa" and (run_dir / "checkpoints").exists():
+            found[(model.n_layer, "tied" if model.tie_layers else "untied")] = run_dir
+    return found
+
+
+def _error_stats(predict, xs, ys, norm: float) -> tuple[float, float]:
+    """Mean and median over prompts of the normalised squared error at the last position
+    (deep linear attention has heavy-tailed errors: a few prompts can dominate the mean)."""
+    errors = np.square(np.asarray(predict(xs, ys))[:, -1] - np.asarray(ys)[:, -1]) / norm
+    return float(errors.mean()), float(np.median(errors))
+
+
+def measure_depths(single_dir: Path, deep_dir: Path, depths=DEPTHS,
+                   n_eval: int = 4096) -> list[dict]:
+    """Per depth k: trained LSA (untied, tied), k-step GD at its best η, fitted GD++; each as
+    mean (key) and median (key_median) normalised error."""
+    cfg = load_config(single_dir)
+    runs = {(1, "untied"): single_dir, (1, "tied"): single_dir}  # one layer: tying is moot
+    runs.update(find_deep_runs(deep_dir) if deep_dir.exists() else {})
+    norm = tasks.expected_y2(cfg.task)
+    xs, ys = _prompts(cfg, n_eval, 0)
+    fit_xs, fit_ys = _prompts(cfg, n_eval, 1)  # the same fit set as measure_single
+    rows = []
+    for depth in (1, *depths):
+        row, predictors = {"depth": depth}, {}
+        for key in ("untied", "tied"):
+            if (depth, key) in runs:
+                run = load_run(runs[(depth, key)])
+                if run.config.task != cfg.task:
+                    raise ValueError(f"{run.run_dir}: task differs from the one-layer run's")
+                predictors[key] = run.predict
+        eta = gd_compare.optimal_gd_eta(fit_xs, fit_ys, depth)
+        plus = gd_compare.fit_gd_plus_plus(fit_xs, fit_ys, depth)
+        predictors["gd"] = gd_compare.gd_predictor(cfg.task.d, eta, depth)
+        predictors["gd_pp"] = gd_compare.gd_predictor(cfg.task.d, plus["eta"], depth,
+                                                      plus["gamma"])
+        row.update(gd_eta=eta, gd_pp_eta=plus["eta"].tolist(),
+                   gd_pp_gamma=plus["gamma"].tolist())
+        for key, predict in predictors.items():
+            row[key], row[f"{key}_median"] = _error_stats(predict, xs, ys, norm)
+        rows.append(row)
+        print(f"[lsa] depth {depth}: " + ", ".join(
+            f"{k}={row[k]:.4f} (median {row[k + '_median']:.4f})" for k in predictors))
+    return rows
+
+
+def _figure(ncols: int = 1):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt, *plt.subplots(1, ncols, figsize=(5.0 * ncols, 3.4), dpi=110)
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})  # no version string: reproducible bytes
+    fig.clf()
+
+
+def plot_loss_curve(single: dict, path: Path) -> None:
+    plt, fig, ax = _figure()
+    ax.plot(*zip(*single["train_curve"], strict=True), color="0.7", lw=1,
+            label="trained LSA (training batches)")
+    ax.plot([c["step"] for c in single["curve"]], [c["loss"] for c in single["curve"]],
+            "o-", ms=2.5, color="C0", label="trained LSA (held-out)")
+    ax.axhline(single["gd_loss"], color="C3", ls="--",
+               label=f"one GD step, optimal η = {single['eta']:.3f}")
+    ax.set(xlabel="training step", ylabel="squared error / E y²  (query, N pairs)",
+           yscale="log", title="1-layer linear self-attention vs one GD step")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_sensitivity(single: dict, path: Path) -> None:
+    plt, fig, ax = _figure()
+    steps = [c["step"] for c in single["curve"]]
+    ax.plot(steps, [c["cosine"] for c in single["curve"]], "o-", ms=2.5, color="C0")
+    ax.set(xlabel="training step", ylim=(min(0.0, min(c["cosine"] for c in single["curve"])),
+                                         1.02), title="sensitivity alignment with one GD step")
+    ax.set_ylabel("cosine(∂ŷ/∂x_q of LSA, of GD)", color="C0")
+    twin = ax.twinx()
+    twin.plot(steps, [c["l2_rel"] for c in single["curve"]], "s-", ms=2, color="C1")
+    twin.set_ylabel("‖∂ŷ_LSA/∂x_q − ∂ŷ_GD/∂x_q‖ / ‖∂ŷ_GD/∂x_q‖", color="C1")
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_interpolation(single: dict, path: Path) -> None:
+    plt, fig, ax = _figure()
+    ax.plot(single["alphas"], single["interpolation"], "o-", ms=3)
+    ax.axhline(single["gd_loss"], color="C3", ls="--", label="GD construction")
+    spread = max(max(abs(v / single["gd_loss"] - 1) for v in single["interpolation"]), 0.02)
+    ax.set(xlabel="α  (0: trained, rescaled; 1: GD construction)",
+           ylabel="squared error / E y²", title="interpolating trained → constructed weights",
+           ylim=(single["gd_loss"] * (1 - 1.2 * spread), single["gd_loss"] * (1 + 1.2 * spread)))
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_depth(rows: list[dict], path: Path) -> None:
+    plt, fig, axes = _figure(ncols=2)
+    depths = [r["depth"] for r in rows]
+    series = (("untied", "trained LSA", "o-"), ("tied", "trained LSA, tied", "s--"),
+              ("gd", "GD, k steps (optimal η)", "^-"), ("gd_pp", "GD++ (fitted η_l, γ_l)", "v-"))
+    for ax, suffix, stat in zip(axes, ("", "_median"), ("mean", "median"), strict=True):
+        for key, label, style in series:
+            pairs = [(d, r[key + suffix]) for d, r in zip(depths, rows, strict=True)
+                     if r.get(key + suffix) is not None]
+            if pairs:
+                ax.plot(*zip(*pairs, strict=True), style, ms=4, label=label)
+        ax.set(xlabel="layers = GD steps", ylabel=f"{stat} squared error / E y²",
+               yscale="log", xticks=depths, title=f"loss vs depth ({stat} over prompts)")
+    axes[0].legend(fontsize=8)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train", action="store_true", help="train or resume the presets")
+    parser.add_argument("--runs", type=Path, default=Path("runs"))
+    parser.add_argument("--out", type=Path, default=Path("plots"))
+    parser.add_argument("--deep", type=Path, default=None,
+                        help="folder of deep LSA runs (default RUNS/oswald_lsa_deep; a Hydra "
+                             "multirun sweep folder works too)")
+    parser.add_argument("--depths", type=int, nargs="*", default=list(DEPTHS))
+    parser.add_argument("--n-eval", type=int, default=4096)
+    parser.add_argument("--replot", action="store_true",
+                        help="redraw the figures from OUT/lsa_numbers.json without measuring")
+    args = parser.parse_args(argv)
+    if args.train:
+        train_presets(args.runs, args.depths)
+    single_dir = args.runs / "oswald_lsa" / "reference"
+    if not args.replot and not (single_dir / "checkpoints").exists():
+        raise SystemExit(f"error: {single_dir} holds no trained run; pass --train")
+    args.out.mkdir(parents=True, exist_ok=True)
+    numbers_path = args.out / "lsa_numbers.json"
+    if args.replot:
+        if not numbers_path.exists():
+            raise SystemExit(f"error: {numbers_path} does not exist; run without --replot first")
+        numbers = json.loads(numbers_path.read_text())
+    else:
+        numbers = {"single": measure_single(single_dir, args.n_eval)}
+        single = numbers["single"]
+        print(f"[lsa] 1 layer: trained {single['trained_loss']:.4f} vs GD {single['gd_loss']:.4f}"
+              f" (η={single['eta']:.4f}), cosine {single['cosine']:.4f}, L2 {single['l2']:.4f}")
+        deep_dir = args.deep or args.runs / "oswald_lsa_deep"
+        numbers["depth"] = measure_depths(single_dir, deep_dir, args.depths, args.n_eval)
+        tmp = numbers_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(numbers, indent=1))
+        os.replace(tmp, numbers_path)
+    plot_loss_curve(numbers["single"], args.out / "lsa_loss_curve.png")
+    plot_sensitivity(numbers["single"], args.out / "lsa_sensitivity.png")
+    plot_interpolation(numbers["single"], args.out / "lsa_interpolation.png")
+    plot_depth(numbers["depth"], args.out / "lsa_depth.png")
+    print(f"[lsa] wrote {args.out}/lsa_*.png and lsa_numbers.json")
+
+
+if __name__ == "__main__":
+    main()
