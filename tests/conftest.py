@@ -27,6 +27,18 @@ def compose(overrides: list[str], config_name: str = "train"):
                              return_hydra_config=False)
 
 
+def sweep_of(preset: str, key: str) -> tuple[str, list[str]]:
+    """A sweep preset's Hydra mode and the values it sweeps `key` over."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose("train", [f"experiment={preset}"], return_hydra_config=True)
+    return cfg.hydra.mode.name, str(cfg.hydra.sweeper.params[key]).split(",")
+
+
 def tiny_config(**overrides) -> TrainConfig:
     """A model small enough to compile and run in a couple of seconds."""
     base = TrainConfig(

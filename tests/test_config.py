@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CONF_DIR, ROOT, compose
+from conftest import CONF_DIR, ROOT, compose, sweep_of
 
 from icl_regression.config import ConfigError, to_dataclass, validate
 
@@ -87,15 +87,8 @@ def test_cli_exits_nonzero_with_one_line_and_writes_nothing(tmp_path: Path, over
     ("depth_sweep", "model.n_layer", 4), ("depth_sweep_cpu", "model.n_layer", 4),
     ("noise_sweep", "task.noise_std", 5), ("noise_sweep_cpu", "task.noise_std", 4)])
 def test_sweep_presets_expand_to_the_expected_jobs(preset, key, jobs):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose("train", [f"experiment={preset}"], return_hydra_config=True)
-    assert cfg.hydra.mode.name == "MULTIRUN"
-    values = str(cfg.hydra.sweeper.params[key]).split(",")
+    mode, values = sweep_of(preset, key)
+    assert mode == "MULTIRUN"
     assert len(values) == jobs
     for value in values:  # every job's config is valid
         validate(to_dataclass(compose([f"experiment={preset}", f"{key}={value}"])))

@@ -10,7 +10,7 @@ import sys
 import jax
 import numpy as np
 import pytest
-from conftest import CONF_DIR, ROOT, compose, tiny_config
+from conftest import ROOT, compose, sweep_of, tiny_config
 
 from icl_regression import demos, robust, tasks
 from icl_regression.config import ConfigError, TaskConfig, to_dataclass, validate
@@ -170,16 +170,9 @@ NEW_PRESETS = {"task_diversity": ("task.pool_size", 12), "task_diversity_cpu":
 
 @pytest.mark.parametrize("preset", sorted(NEW_PRESETS))
 def test_experiment_sweeps_expand_to_valid_jobs(preset):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
     key, jobs = NEW_PRESETS[preset]
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose("train", [f"experiment={preset}"], return_hydra_config=True)
-    assert cfg.hydra.mode.name == "MULTIRUN"
-    values = str(cfg.hydra.sweeper.params[key]).split(",")
+    mode, values = sweep_of(preset, key)
+    assert mode == "MULTIRUN"
     assert len(values) == jobs
     validate(to_dataclass(compose([f"experiment={preset}", f"{key}={values[-1]}"])))
 
