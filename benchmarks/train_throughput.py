@@ -5,8 +5,8 @@ ratio to the matmul peak measured in the same process, and peak memory.
     python benchmarks/train_throughput.py experiment=garg_linear model.dtype=bfloat16
     python benchmarks/train_throughput.py --json bench.json experiment=quickstart batch_size=256
 
-Positional arguments are Hydra overrides of conf/train.yaml (one config); without any, the
-reference cases below run. Timing uses the training code itself (`train.make_update`: one jitted
+Positional arguments are Hydra overrides of conf/loop.yaml (one config); without any, the
+reference cases below run. Timing uses the training code itself (`loop.make_update`: one jitted
 call of `steps_per_call` optimizer steps, batch sampled inside), on every visible device.
 
 FLOPs per step come from XLA's cost analysis of a ONE-step update whose layer loop is unrolled:
@@ -30,11 +30,12 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from icl_regression import tokens, train
+from icl_regression.cli import CONF_DIR
 from icl_regression.config import TrainConfig, to_dataclass, validate, validate_devices
-from icl_regression.hydra_app import CONF_DIR
-from icl_regression.mesh import DataParallel
+from icl_regression.data import tokens
 from icl_regression.models import build_model, count_params
+from icl_regression.train import loop
+from icl_regression.train.mesh import DataParallel
 
 CASES = {
     "quickstart": ["experiment=quickstart"],
@@ -102,10 +103,10 @@ def setup(cfg: TrainConfig, parallel: DataParallel, unroll_layers: bool):
     if unroll_layers and hasattr(model, "scan_unroll"):
         model.scan_unroll = cfg.model.n_layer
     graphdef, params = nnx.split(model)
-    tx, schedule = train.make_optimizer(cfg)
+    tx, schedule = loop.make_optimizer(cfg)
     params = parallel.replicate(params)
     opt_state = parallel.replicate(tx.init(params))
-    update = train.make_update(cfg, graphdef, tx, schedule, parallel)
+    update = loop.make_update(cfg, graphdef, tx, schedule, parallel)
     return update, params, opt_state, count_params(model)
 
 

@@ -11,8 +11,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from icl_regression.cli import CONF_DIR
 from icl_regression.config import ConfigError, TrainConfig, to_dataclass, validate
-from icl_regression.hydra_app import CONF_DIR
 
 
 def compose_config(overrides: list[str]) -> TrainConfig:
@@ -36,12 +36,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     run_dir = Path("runs") / cfg.name / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
 
-    from icl_regression.eval_json import format_table
-    from icl_regression.evaluate import evaluate_run
-    from icl_regression.figures import FiguresConfig, make_figures
-    from icl_regression.probes import format_probe_summary, probe_run
+    from icl_regression.evaluate.eval_json import format_table
+    from icl_regression.evaluate.runner import evaluate_run
+    from icl_regression.figures.app import FiguresConfig, make_figures
+    from icl_regression.probes.runner import format_probe_summary, probe_run
     from icl_regression.run import load_run
-    from icl_regression.train import train_and_evaluate
+    from icl_regression.train.loop import train_and_evaluate
 
     t0 = time.perf_counter()
     summary = train_and_evaluate(cfg, run_dir)

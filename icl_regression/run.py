@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from icl_regression import tasks
 from icl_regression.config import TrainConfig, to_dataclass
+from icl_regression.data import tasks
 
 
 def load_config(run_dir: str | Path) -> TrainConfig:
@@ -93,9 +93,9 @@ class Run:
 
 def load_run(run_dir: str | Path, step: int | None = None) -> Run:
     """The run's model at its latest checkpoint (or `step`)."""
-    from icl_regression.checkpoint import Checkpointer
+    from icl_regression.checkpoints import Checkpointer
     from icl_regression.models import build_model
-    from icl_regression.train import make_optimizer
+    from icl_regression.train.loop import make_optimizer
 
     run_dir = Path(run_dir)
     cfg = load_config(run_dir)

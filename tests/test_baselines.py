@@ -6,8 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from icl_regression import baselines, solvers, tasks
+from icl_regression import baselines
+from icl_regression.baselines import solvers
 from icl_regression.config import TaskConfig
+from icl_regression.data import tasks
 
 B, N, D = 12, 14, 5  # prefixes k = 0..13 cover k < d, k = d and k > d
 

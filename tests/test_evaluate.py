@@ -10,18 +10,20 @@ import numpy as np
 import pytest
 from conftest import compose, tiny_config
 
-from icl_regression import baselines, load_run, metrics, ood
+from icl_regression import baselines, load_run
 from icl_regression.config import TaskConfig
-from icl_regression.eval_json import format_table, validate_eval_json, write_eval_json
-from icl_regression.evaluate import (
+from icl_regression.data import shifts
+from icl_regression.evaluate.eval_json import format_table, validate_eval_json, write_eval_json
+from icl_regression.evaluate.runner import (
     EvalConfig,
     _eval_config,
     evaluate_predictors,
     evaluate_run,
+    metrics,
     register_eval_schema,
     run_from_config,
 )
-from icl_regression.train import train_and_evaluate
+from icl_regression.train.loop import train_and_evaluate
 
 TASK = TaskConfig(d=3, n_points=8, noise_std=0.3)
 SMALL = EvalConfig(n_prompts=300, implicit_prompts=64, progress=False, ridge_lams=(0.5,))
@@ -74,10 +76,10 @@ def test_ood_settings_do_what_they_say():
     xs = rng.standard_normal((60, 9, 4)).astype(np.float32)
     ws = rng.standard_normal((60, 4)).astype(np.float32)
     noise = 0.1 * rng.standard_normal((60, 9))
-    base = ood.Prompts(xs, (np.einsum("bnd,bd->bn", xs, ws) + noise).astype(np.float32), ws)
+    base = shifts.Prompts(xs, (np.einsum("bnd,bd->bn", xs, ws) + noise).astype(np.float32), ws)
     key = jax.random.key(0)
-    make = lambda name: ood.make_setting(name, key, base, task)  # noqa: E731
-    for name in ood.SETTINGS:  # labels are x·w plus the base noise (plus extra noise: noisy)
+    make = lambda name: shifts.make_setting(name, key, base, task)  # noqa: E731
+    for name in shifts.SETTINGS:  # labels are x·w plus the base noise (plus extra noise: noisy)
         p = make(name)
         resid = p.ys - np.einsum("bnd,bd->bn", p.xs, p.ws) - noise
         assert (np.abs(resid).max() < 1e-4) == (name != "noisy_labels"), name

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from conftest import ROOT, compose, sweep_of, tiny_config
 
-from icl_regression import demos, robust, tasks
+from icl_regression.baselines import huber
 from icl_regression.config import ConfigError, TaskConfig, to_dataclass, validate
-from icl_regression.experiments import EXPERIMENTS, experiments_config, run_experiment
-from icl_regression.train import train_and_evaluate
+from icl_regression.data import context, tasks
+from icl_regression.experiments.registry import EXPERIMENTS, experiments_config, run_experiment
+from icl_regression.train.loop import train_and_evaluate
 
 TASK = TaskConfig(d=3, n_points=10)
 
@@ -28,7 +29,7 @@ def _prompts(batch=400, task=TASK, seed=0):
 def test_corrupted_fraction_is_exact_and_only_in_the_context(mode):
     xs, ys, ws = _prompts()
     k = 7
-    bad, mask = demos.corrupt_context(jax.random.key(1), xs, ys, TASK, 0.3, mode, k)
+    bad, mask = context.corrupt_context(jax.random.key(1), xs, ys, TASK, 0.3, mode, k)
     bad, mask, ys, xs = map(np.asarray, (bad, mask, ys, xs))
     assert (mask.sum(1) == round(0.3 * k)).all()  # exactly 2 of the first 7, every prompt
     assert not mask[:, k:].any()
@@ -39,7 +40,7 @@ def test_corrupted_fraction_is_exact_and_only_in_the_context(mode):
     if mode == "noise":  # N(0, E y²): unit variance for the default task
         assert abs(np.var(bad[mask]) - tasks.expected_y2(TASK)) < 0.2
     else:  # one other linear task per prompt: its 4 corrupted labels in d=3 fit one w' exactly
-        bad4, mask4 = map(np.asarray, demos.corrupt_context(
+        bad4, mask4 = map(np.asarray, context.corrupt_context(
             jax.random.key(2), xs, ys, TASK, 0.5, mode, 8))
         for b in range(20):
             rows = np.flatnonzero(mask4[b])
@@ -72,7 +73,7 @@ def test_bad_corruption_values_name_the_key(override, key):
 def test_permuted_prompt_holds_the_same_pairs():
     xs, ys, _ = map(np.asarray, _prompts(batch=300))
     k = 6
-    pxs, pys = map(np.asarray, demos.permute_context(jax.random.key(3), xs, ys, k))
+    pxs, pys = map(np.asarray, context.permute_context(jax.random.key(3), xs, ys, k))
     np.testing.assert_array_equal(pxs[:, k:], xs[:, k:])
     np.testing.assert_array_equal(pys[:, k:], ys[:, k:])
     for b in range(len(xs)):
@@ -89,7 +90,7 @@ def test_permuted_prompt_holds_the_same_pairs():
 def test_nearest_selection_matches_numpy_brute_force(k):
     xs, ys, _ = _prompts(batch=64, task=dataclasses.replace(TASK, n_points=33))
     pool_xs, pool_ys, query = xs[:, :32], ys[:, :32], xs[:, 32]
-    sel_xs, sel_ys, chosen = map(np.asarray, demos.select_demonstrations(
+    sel_xs, sel_ys, chosen = map(np.asarray, context.select_demonstrations(
         jax.random.key(0), pool_xs, pool_ys, query, k, 10, "nearest"))
     p64, q64 = np.asarray(pool_xs, np.float64), np.asarray(query, np.float64)
     dist = ((p64 - q64[:, None]) ** 2).sum(-1)  # (B, N)
@@ -108,7 +109,7 @@ def test_nearest_selection_matches_numpy_brute_force(k):
 
 def test_random_selection_is_distinct_and_uniform():
     xs, ys, _ = _prompts(batch=2000, task=dataclasses.replace(TASK, n_points=9))
-    _, _, chosen = demos.select_demonstrations(jax.random.key(5), xs[:, :8], ys[:, :8],
+    _, _, chosen = context.select_demonstrations(jax.random.key(5), xs[:, :8], ys[:, :8],
                                                xs[:, 8], 3, 10, "random")
     chosen = np.asarray(chosen)[:, :3]
     assert all(len(set(row)) == 3 for row in chosen)
@@ -131,9 +132,9 @@ def _numpy_huber(x, y, delta, lam, iters=20000):
 
 def test_huber_matches_numpy_irls_stationarity_and_the_ridge_limit():
     xs, ys, _ = _prompts(batch=8)
-    bad, _ = demos.corrupt_context(jax.random.key(1), xs, ys, TASK, 0.3, "noise", 10)
+    bad, _ = context.corrupt_context(jax.random.key(1), xs, ys, TASK, 0.3, "noise", 10)
     delta, lam = 0.1, 1e-3
-    ws = np.asarray(robust.huber_weights(xs, bad, delta, lam), np.float64)  # (B, n, d)
+    ws = np.asarray(huber.huber_weights(xs, bad, delta, lam), np.float64)  # (B, n, d)
     x64, y64 = np.asarray(xs, np.float64), np.asarray(bad, np.float64)
     for b in range(8):
         np.testing.assert_array_equal(ws[b, 0], 0.0)
@@ -143,7 +144,7 @@ def test_huber_matches_numpy_irls_stationarity_and_the_ridge_limit():
             r = y64[b, :i] - x64[b, :i] @ ws[b, i]  # the minimiser's first-order condition
             grad = x64[b, :i].T @ np.clip(r, -delta, delta) - lam * ws[b, i]
             assert np.abs(grad).max() < 1e-3
-    ridge = np.asarray(robust.huber_weights(xs, bad, 1e6, lam, iters=1))
+    ridge = np.asarray(huber.huber_weights(xs, bad, 1e6, lam, iters=1))
     x, y = x64[0, :5], y64[0, :5]
     np.testing.assert_allclose(ridge[0, 5], np.linalg.solve(x.T @ x + lam * np.eye(3), x.T @ y),
                                atol=1e-4)
@@ -151,13 +152,13 @@ def test_huber_matches_numpy_irls_stationarity_and_the_ridge_limit():
 
 def test_huber_shrugs_off_outliers_that_move_least_squares():
     xs, ys, _ = _prompts(batch=200)
-    bad, _ = demos.corrupt_context(jax.random.key(1), xs, ys, TASK, 0.2, "noise", 9)
-    huber = np.asarray(robust.huber_predict_last(xs, bad))  # fitted on pairs 0..8
+    bad, _ = context.corrupt_context(jax.random.key(1), xs, ys, TASK, 0.2, "noise", 9)
+    huber_preds = np.asarray(huber.huber_predict_last(xs, bad))  # fitted on pairs 0..8
     x64, y64 = np.asarray(xs, np.float64), np.asarray(bad, np.float64)
     ols = [x[9] @ np.linalg.lstsq(x[:9], y[:9], rcond=None)[0]
            for x, y in zip(x64, y64, strict=True)]
     target = np.asarray(ys)[:, 9]
-    assert np.mean((huber - target) ** 2) < 0.5 * np.mean((ols - target) ** 2)
+    assert np.mean((huber_preds - target) ** 2) < 0.5 * np.mean((ols - target) ** 2)
 
 
 NEW_PRESETS = {"task_diversity": ("task.pool_size", 12), "task_diversity_cpu":

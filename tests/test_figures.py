@@ -17,16 +17,16 @@ matplotlib.use("Agg")
 
 from matplotlib.image import imread  # noqa: E402
 
-from icl_regression import plotting, sweeps  # noqa: E402
 from icl_regression.config import ConfigError  # noqa: E402
-from icl_regression.figures import figures_config  # noqa: E402
-from icl_regression.plot_style import (  # noqa: E402
+from icl_regression.figures import plots, sweeps  # noqa: E402
+from icl_regression.figures.app import figures_config  # noqa: E402
+from icl_regression.figures.stored_runs import discover_runs, load_record  # noqa: E402
+from icl_regression.figures.style import (  # noqa: E402
     default_baselines,
     parse_predictor_name,
     predictor_label,
     save_figure,
 )
-from icl_regression.stored_runs import discover_runs, load_record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 D, N_POINTS = 4, 9
@@ -128,14 +128,14 @@ def depth_inputs() -> tuple:
 
 
 FIGURES = {
-    "error_vs_k": lambda: plotting.plot_error_curves(make_eval(0)["settings"], bayes_lambda=0.25,
+    "error_vs_k": lambda: plots.plot_error_curves(make_eval(0)["settings"], bayes_lambda=0.25,
                                                      d=D, n_prompts=1000),
-    "spd_ilwd": lambda: plotting.plot_spd_ilwd(make_eval(0)["settings"]["train"], d=D),
-    "sensitivity": lambda: plotting.plot_sensitivity(make_eval(0)["settings"]["train"], d=D),
-    "probes": lambda: plotting.plot_probe_heatmaps(make_probes(0), "mlp"),
-    "training": lambda: plotting.plot_training_curves(make_metrics()),
-    "attention": lambda: plotting.plot_attention(
-        attention_example(), labels=plotting.token_labels(8, [0, 2, 4, 6], [1, 3, 5, 7])),
+    "spd_ilwd": lambda: plots.plot_spd_ilwd(make_eval(0)["settings"]["train"], d=D),
+    "sensitivity": lambda: plots.plot_sensitivity(make_eval(0)["settings"]["train"], d=D),
+    "probes": lambda: plots.plot_probe_heatmaps(make_probes(0), "mlp"),
+    "training": lambda: plots.plot_training_curves(make_metrics()),
+    "attention": lambda: plots.plot_attention(
+        attention_example(), labels=plots.token_labels(8, [0, 2, 4, 6], [1, 3, 5, 7])),
     "depth_sweep": lambda: sweeps.plot_depth_sweep(*depth_inputs()),
     "noise_sweep": lambda: sweeps.plot_noise_sweep(noise_entries()),
 }
@@ -153,7 +153,7 @@ def test_figure_draws_and_is_byte_identical(name, tmp_path):
 
 def test_error_figure_shows_each_setting_and_the_data():
     settings = make_eval(0)["settings"]
-    fig = plotting.plot_error_curves(settings, bayes_lambda=0.25, d=D)
+    fig = plots.plot_error_curves(settings, bayes_lambda=0.25, d=D)
     panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
     assert [ax.get_title() for ax in panels] == ["training distribution", "skewed", "x scaled 2"]
     model_line = next(line for line in panels[1].lines if line.get_label() == "model")
@@ -236,12 +236,12 @@ def test_compute_missing_calls_evaluate_run_only_when_asked(tmp_path, monkeypatc
         calls.append(run_dir)
         (Path(run_dir) / "eval.json").write_text(json.dumps(make_eval(0)))
 
-    monkeypatch.setitem(sys.modules, "icl_regression.evaluate",
+    monkeypatch.setitem(sys.modules, "icl_regression.evaluate.runner",
                         types.SimpleNamespace(evaluate_run=evaluate_run))
-    monkeypatch.setitem(sys.modules, "icl_regression.probes", types.SimpleNamespace())
+    monkeypatch.setitem(sys.modules, "icl_regression.probes.runner", types.SimpleNamespace())
     record = load_record(run, compute_missing=False)
     assert record.eval is None and calls == []
     assert "no eval.json (compute_missing=true computes it)" in record.notes
     record = load_record(run, compute_missing=True)
     assert calls == [str(run)] and record.eval["n_prompts"] == 1000
-    assert any("icl_regression.probes.probe_run is not available" in n for n in record.notes)
+    assert any("icl_regression.probes.runner.probe_run is not available" in n for n in record.notes)

@@ -7,7 +7,7 @@ from conftest import compose
 
 from icl_regression import load_run
 from icl_regression.config import to_dataclass
-from icl_regression.train import train_and_evaluate
+from icl_regression.train.loop import train_and_evaluate
 
 
 def _averaging_errors(xs, ys):

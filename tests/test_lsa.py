@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from icl_regression import gd_compare, load_run, tasks
+from icl_regression import load_run
+from icl_regression.analysis import gd_compare
 from icl_regression.config import (
     ConfigError,
     ModelConfig,
@@ -19,9 +20,10 @@ from icl_regression.config import (
     TrainConfig,
     validate,
 )
+from icl_regression.data import tasks
 from icl_regression.models import build_model
 from icl_regression.models.lsa import LSA, constructed_lsa, gd_construction, lsa_forward
-from icl_regression.train import masked_mse, train_and_evaluate
+from icl_regression.train.loop import masked_mse, train_and_evaluate
 
 D, N = 4, 7  # prefixes k = 0..6 cover the rank-deficient k < d and the k >= d cases
 
@@ -202,7 +204,7 @@ def test_trains_and_loads(tmp_path):
 def test_trained_one_layer_lsa_matches_optimal_gd(tmp_path):
     """von Oswald et al.'s headline: one trained LSA layer reaches the loss of one GD step with
     the best η and the same sensitivity to the query."""
-    from icl_regression.lsa_figures import compose_preset
+    from icl_regression.analysis.lsa import compose_preset
 
     cfg = dataclasses.replace(compose_preset("oswald_lsa"), steps=800, progress=False,
                               ckpt_every=800, log_every=100)
@@ -217,7 +219,7 @@ def test_trained_one_layer_lsa_matches_optimal_gd(tmp_path):
 
 
 def test_presets_compose():
-    from icl_regression.lsa_figures import compose_preset
+    from icl_regression.analysis.lsa import compose_preset
 
     single = compose_preset("oswald_lsa")
     assert (single.model.name, single.model.n_layer, single.loss_positions) == ("lsa", 1, "last")
@@ -228,7 +230,7 @@ def test_presets_compose():
 
 
 def test_figures_are_deterministic(tmp_path):
-    from icl_regression import lsa_figures
+    from icl_regression.analysis import lsa
 
     curve = [{"step": s, "loss": 1 / (1 + s), "cosine": s / 10, "l2": 1 - s / 10,
               "l2_rel": 1 - s / 10} for s in range(0, 10, 3)]
@@ -241,10 +243,10 @@ def test_figures_are_deterministic(tmp_path):
     for attempt in ("a", "b"):
         folder = tmp_path / attempt
         folder.mkdir()
-        lsa_figures.plot_loss_curve(single, folder / "curve.png")
-        lsa_figures.plot_sensitivity(single, folder / "sensitivity.png")
-        lsa_figures.plot_interpolation(single, folder / "interpolation.png")
-        lsa_figures.plot_depth(rows, folder / "depth.png")
+        lsa.plot_loss_curve(single, folder / "curve.png")
+        lsa.plot_sensitivity(single, folder / "sensitivity.png")
+        lsa.plot_interpolation(single, folder / "interpolation.png")
+        lsa.plot_depth(rows, folder / "depth.png")
         written.append({p.name: p.read_bytes() for p in sorted(folder.iterdir())})
     assert written[0] == written[1] and len(written[0]) == 4
     assert all(data[:8] == b"\x89PNG\r\n\x1a\n" for data in written[0].values())

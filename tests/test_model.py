@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from icl_regression import tokens
 from icl_regression.config import ModelConfig, TaskConfig
+from icl_regression.data import tokens
 from icl_regression.models import build_model, count_params
 
 TASK = TaskConfig(d=3, n_points=6)

@@ -13,18 +13,18 @@ import numpy as np
 import pytest
 from conftest import ROOT, tiny_config
 
-from icl_regression import tasks
 from icl_regression.config import ConfigError, TaskConfig
+from icl_regression.data import tasks
+from icl_regression.data.tokens import x_positions, y_positions
 from icl_regression.models import build_model
-from icl_regression.probe_models import FitOptions, Split, fit_probes
-from icl_regression.probe_targets import (
+from icl_regression.probes.families import FitOptions, Split, fit_probes
+from icl_regression.probes.runner import ProbeOptions, best_layers, probe_options, probe_run
+from icl_regression.probes.targets import (
     TARGETS,
     all_prefix_targets,
     prefix_lengths,
 )
-from icl_regression.probes import ProbeOptions, best_layers, probe_options, probe_run
 from icl_regression.run import Run
-from icl_regression.tokens import x_positions, y_positions
 
 SMALL_FIT = FitOptions(hidden=16, batch_size=64, max_steps=60, eval_every=20, patience=2)
 

@@ -20,11 +20,12 @@ import yaml
 from conftest import CONF_DIR, ROOT, tiny_config
 from flax import nnx
 
-from icl_regression import tasks, train
 from icl_regression.config import ConfigError, MeshConfig, ModelConfig
-from icl_regression.logging import read_metrics
-from icl_regression.mesh import DataParallel, initialize_distributed
+from icl_regression.data import tasks
 from icl_regression.models import build_model
+from icl_regression.train import loop
+from icl_regression.train.mesh import DataParallel, initialize_distributed
+from icl_regression.train.metrics_log import read_metrics
 
 TESTS = ROOT / "tests"
 # One layer, width 8: compiles fast; batch 8 splits into 4 + 4 on two devices.
@@ -35,10 +36,10 @@ SMALL = tiny_config(model=ModelConfig(n_layer=1, n_head=2, d_model=8), batch_siz
 def compiled_update(cfg, parallel: DataParallel, n_steps: int):
     """(compiled update, replicated params, replicated optimizer state) for `cfg`."""
     graphdef, params = nnx.split(build_model(cfg.model, cfg.task, cfg.seed))
-    tx, schedule = train.make_optimizer(cfg)
+    tx, schedule = loop.make_optimizer(cfg)
     params = parallel.replicate(params)
     opt_state = parallel.replicate(tx.init(params))
-    update = train.make_update(cfg, graphdef, tx, schedule, parallel)
+    update = loop.make_update(cfg, graphdef, tx, schedule, parallel)
     return update.lower(params, opt_state, 0, n_steps).compile(), params, opt_state
 
 
@@ -69,7 +70,7 @@ def two_device_checks():
         assert a.sharding.is_fully_replicated  # parameters stay replicated
 
     # The batch really is split: each device holds 4 of the 8 prompts ...
-    batch = jax.jit(lambda step: train.sharded_batch(SMALL, step, SMALL.task.d, two))
+    batch = jax.jit(lambda step: loop.sharded_batch(SMALL, step, SMALL.task.d, two))
     xs, ys = batch(3)
     assert xs.sharding.is_equivalent_to(two.batch_sharding, xs.ndim)
     assert [s.data.shape for s in xs.addressable_shards] == [(4, 6, 3), (4, 6, 3)]
@@ -87,7 +88,7 @@ def two_device_checks():
     # An indivisible global batch is a config error naming the key, before anything is written.
     run_dir = Path(tempfile.mkdtemp()) / "run"
     try:
-        train.train_and_evaluate(dataclasses.replace(SMALL, batch_size=7), run_dir)
+        loop.train_and_evaluate(dataclasses.replace(SMALL, batch_size=7), run_dir)
     except ConfigError as err:
         assert "batch_size=7" in str(err) and "number of devices (2)" in str(err), err
     else:
@@ -121,9 +122,9 @@ class RecordingCheckpointer:
 
 def test_only_process_zero_writes(tmp_path, monkeypatch):
     monkeypatch.setattr(jax, "process_index", lambda *args, **kwargs: 1)
-    monkeypatch.setattr(train, "Checkpointer", RecordingCheckpointer)
+    monkeypatch.setattr(loop, "Checkpointer", RecordingCheckpointer)
     run_dir = tmp_path / "run"
-    summary = train.train_and_evaluate(SMALL, run_dir)
+    summary = loop.train_and_evaluate(SMALL, run_dir)
     assert summary["step"] == SMALL.steps
     assert not run_dir.exists(), "a process other than 0 wrote into the run directory"
     # Orbax's save is collective: process 1 must call it at the same steps as process 0.

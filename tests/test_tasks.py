@@ -6,8 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from icl_regression import tasks
 from icl_regression.config import TaskConfig
+from icl_regression.data import tasks
 
 N = 40_000
 

@@ -10,7 +10,7 @@ from icl_regression.config import ModelConfig, TaskConfig
 
 def build_model(model: ModelConfig, task: TaskConfig, seed: int) -> nnx.Module:
     """A freshly initialised model; parameters are a pure function of `seed`."""
-    from icl_regression.tasks import STREAMS
+    from icl_regression.data.tasks import STREAMS
 
     rngs = nnx.Rngs(params=seed * 1000 + STREAMS["init"])
     if model.name == "gpt":

@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from icl_regression import tokens
 from icl_regression.config import ModelConfig, TaskConfig
+from icl_regression.data import tokens
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 

@@ -35,9 +35,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from icl_regression import solvers, tasks
+from icl_regression.baselines import solvers
+from icl_regression.baselines.solvers import exclusive_cumsum, gd_weights, ols_weights
 from icl_regression.config import TaskConfig
-from icl_regression.solvers import exclusive_cumsum, gd_weights, ols_weights
+from icl_regression.data import tasks
 
 TARGETS = ("w", "w_ols", "w_ridge", "w_gd", "xty")
 

@@ -20,8 +20,8 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from icl_regression import tasks
 from icl_regression.config import TaskConfig
+from icl_regression.data import tasks
 
 SELECTIONS = ("nearest", "random")
 

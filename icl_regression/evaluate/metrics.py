@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from icl_regression.solvers import einsum
+from icl_regression.baselines.solvers import einsum
 
 Predictor = Callable[[jax.Array, jax.Array], jax.Array]
 

@@ -18,10 +18,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from icl_regression import plotting, sweeps
 from icl_regression.config import ConfigError
-from icl_regression.plot_style import FORMATS, default_baselines, save_figure
-from icl_regression.stored_runs import (
+from icl_regression.figures import plots, sweeps
+from icl_regression.figures.stored_runs import (
     RunRecord,
     bayes_lambda,
     discover_runs,
@@ -29,6 +28,7 @@ from icl_regression.stored_runs import (
     model_label,
     run_labels,
 )
+from icl_regression.figures.style import FORMATS, default_baselines, save_figure
 
 
 @dataclass(frozen=True)
@@ -112,14 +112,14 @@ def _attention_figure(record: RunRecord, options: AttentionOptions) -> Figure:
     run = load_run(record.path)
     xs, ys, _ = run.sample(jax.random.key(options.seed), 1)  # (1, n, d), (1, n)
     attention = np.asarray(run.intermediates(xs, ys)["attention"])[:, 0]  # (L, H, T, T)
-    labels = plotting.token_labels(attention.shape[-1], run.x_positions, run.y_positions)
-    return plotting.plot_attention(attention, options.layers, options.heads, labels)
+    labels = plots.token_labels(attention.shape[-1], run.x_positions, run.y_positions)
+    return plots.plot_attention(attention, options.layers, options.heads, labels)
 
 
 def chosen_setting(record: RunRecord, name: str | None, needs: str) -> dict:
     """The eval.json setting named `name` (None: the training distribution), holding `needs`."""
     settings = record.eval["settings"]
-    name = name or plotting.training_setting(settings)
+    name = name or plots.training_setting(settings)
     if name not in settings:
         raise FigureSkipped(f"setting={name!r} is not in eval.json; it has {', '.join(settings)}")
     if needs not in settings[name]:
@@ -133,23 +133,23 @@ def run_figures(record: RunRecord, options: FiguresConfig
     label = model_label(record.config)
     d = record.config.get("task", {}).get("d")
     if record.metrics:
-        yield "training_curves", lambda: plotting.plot_training_curves(
+        yield "training_curves", lambda: plots.plot_training_curves(
             record.metrics, model_label=label)
     if record.eval:
         lam = bayes_lambda(record.config)
         common = dict(model_label=label, bayes_lambda=lam, d=d)
-        yield "error_vs_k", lambda: plotting.plot_error_curves(
+        yield "error_vs_k", lambda: plots.plot_error_curves(
             record.eval["settings"], options.baselines, n_prompts=record.eval.get("n_prompts"),
             **common)
-        yield "spd_ilwd", lambda: plotting.plot_spd_ilwd(
+        yield "spd_ilwd", lambda: plots.plot_spd_ilwd(
             chosen_setting(record, options.setting, "spd"), options.baselines, **common)
-        yield "sensitivity", lambda: plotting.plot_sensitivity(
+        yield "sensitivity", lambda: plots.plot_sensitivity(
             chosen_setting(record, options.setting, "sensitivity_cos"), options.baselines,
             **common)
     if record.probes:
         families = dict.fromkeys(p for t in record.probes["targets"].values() for p in t)
         for family in families:
-            yield f"probes_{family}", lambda f=family: plotting.plot_probe_heatmaps(
+            yield f"probes_{family}", lambda f=family: plots.plot_probe_heatmaps(
                 record.probes, f)
     if options.attention.enabled:
         yield "attention", lambda: _attention_figure(record, options.attention)
@@ -255,7 +255,9 @@ def _hydra_main() -> Callable[[], None]:
     import hydra
     from omegaconf import DictConfig, OmegaConf
 
-    @hydra.main(version_base=None, config_path="../conf", config_name="figures")
+    from icl_regression.cli import CONF_DIR
+
+    @hydra.main(version_base=None, config_path=CONF_DIR, config_name="figures")
     def figures_app(cfg: DictConfig) -> None:
         import matplotlib
 

@@ -14,7 +14,8 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from icl_regression.plot_style import (
+from icl_regression.figures.plots import K_LABEL, curve
+from icl_regression.figures.style import (
     BAND_ALPHA,
     FAMILY_COLOURS,
     FULL_WIDTH,
@@ -25,7 +26,6 @@ from icl_regression.plot_style import (
     predictor_label,
     styled,
 )
-from icl_regression.plotting import K_LABEL, curve
 
 ERROR_LABEL = "squared error / zero pred."
 BASELINE_STYLES = {  # name -> (colour, linestyle, legend label)

@@ -27,9 +27,11 @@ import numpy as np
 from jax.tree_util import Partial
 from tqdm.auto import tqdm
 
-from icl_regression import baselines, metrics, ood, tasks
+from icl_regression import baselines
 from icl_regression.config import TaskConfig
-from icl_regression.eval_json import format_table, write_eval_json
+from icl_regression.data import shifts, tasks
+from icl_regression.evaluate import metrics
+from icl_regression.evaluate.eval_json import format_table, write_eval_json
 
 SCHEMA_VERSION = 1
 
@@ -41,7 +43,7 @@ class EvalConfig:
     out: str = ""  # eval.json path; empty: run_dir/eval.json or runs/baselines/eval.json
     n_prompts: int = 10_000
     seed: int = -1  # -1: the run's seed (0 without a run); prompts from stream "eval"
-    settings: tuple[str, ...] = ood.SETTINGS
+    settings: tuple[str, ...] = shifts.SETTINGS
     implicit_settings: tuple[str, ...] = ("train",)  # where ILWD and sensitivity are computed
     implicit_prompts: int = 1000
     implicit_queries: int = 0  # m fresh queries per context; 0: 2d
@@ -60,8 +62,9 @@ def check_config(cfg: EvalConfig, task: TaskConfig | None = None) -> EvalConfig:
         raise ValueError(f"run_dir={cfg.run_dir!r} is not allowed; it holds no checkpoints/")
     for key in ("settings", "implicit_settings"):
         for name in getattr(cfg, key):
-            if name not in ood.SETTINGS:
-                raise ValueError(f"{key}: {name!r} is unknown; allowed: {', '.join(ood.SETTINGS)}")
+            if name not in shifts.SETTINGS:
+                allowed = ", ".join(shifts.SETTINGS)
+                raise ValueError(f"{key}: {name!r} is unknown; allowed: {allowed}")
     for key in ("n_prompts", "implicit_prompts", "knn_k", "gd_steps", "chunk"):
         if getattr(cfg, key) < 1:
             raise ValueError(f"{key}={getattr(cfg, key)!r} is not allowed; must be >= 1")
@@ -150,11 +153,11 @@ def evaluate_predictors(task: TaskConfig, seed: int, cfg: EvalConfig, model=None
            "gd_eta": {"steps": cfg.gd_steps, "k": list(range(task.n_points)),
                       "eta": _lists(gd_eta)},
            "settings": {}}
-    base = ood.Prompts(np.asarray(xs), np.asarray(ys), np.asarray(ws))
+    base = shifts.Prompts(np.asarray(xs), np.asarray(ys), np.asarray(ws))
     bar = tqdm(cfg.settings, desc="evaluate", disable=not cfg.progress, file=sys.stderr)
     for name in bar:
         bar.set_postfix(setting=name)
-        prompts = ood.make_setting(name, jax.random.fold_in(key, 2), base, task)
+        prompts = shifts.make_setting(name, jax.random.fold_in(key, 2), base, task)
         out["settings"][name] = _evaluate_setting(name, prompts, predict_all, all_weights,
                                                   model, cfg, queries)
     return out
@@ -172,7 +175,7 @@ def _evaluate_setting(name, prompts, predict_all, all_weights, model, cfg, queri
     errors = {p: {stat: _lists(curve[scored]) for stat, curve in
                   metrics.error_curve(pr, prompts.ys, normaliser, mask).items()}
               for p, pr in preds.items()}
-    result = {"description": ood.DESCRIPTIONS[name], "k": np.flatnonzero(scored).tolist(),
+    result = {"description": shifts.DESCRIPTIONS[name], "k": np.flatnonzero(scored).tolist(),
               "n_prompts_per_k": mask.sum(axis=0)[scored].tolist(), "normaliser": normaliser,
               "error": errors, "spd": {}, "ilwd": {}, "ilwd_r2": [], "sensitivity_cos": {}}
     if model is None:
@@ -311,7 +314,7 @@ def main() -> None:
     from icl_regression.config import ConfigError
 
     register_eval_schema()
-    conf_dir = str(Path(__file__).resolve().parent.parent / "conf")
+    from icl_regression.cli import CONF_DIR as conf_dir
 
     @hydra.main(config_path=conf_dir, config_name="evaluate", version_base="1.3")
     def _app(cfg) -> None:

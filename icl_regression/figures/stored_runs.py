@@ -104,8 +104,8 @@ def load_record(run_dir: Path, compute_missing: bool = False) -> RunRecord | str
         return f"run config unreadable ({error})"
     record = RunRecord(run_dir, config)
     record.metrics = _read_metrics(run_dir / "metrics.jsonl", record.notes)
-    for attr, filename, module, function in (("eval", "eval.json", "evaluate", "evaluate_run"),
-                                             ("probes", "probes.json", "probes", "probe_run")):
+    for attr, filename, module, function in (("eval", "eval.json", "evaluate.runner", "evaluate_run"),
+                                             ("probes", "probes.json", "probes.runner", "probe_run")):
         value = _read_json(run_dir / filename, record.notes)
         if value is None and compute_missing:
             _compute(run_dir, module, function, record.notes)
@@ -142,7 +142,7 @@ def model_label(config: Mapping) -> str:
 
 def bayes_lambda(config: Mapping) -> float | None:
     """λ* of the run's task via tasks.bayes_ridge_lambda (imported here: it brings in JAX)."""
-    from icl_regression.tasks import bayes_ridge_lambda
+    from icl_regression.data.tasks import bayes_ridge_lambda
 
     known = {f.name for f in dataclasses.fields(TaskConfig)}
     try:

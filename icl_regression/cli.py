@@ -39,7 +39,7 @@ class ValidateConfig(Callback):
     def on_run_start(self, config: Any, **kwargs: Any) -> None:
         from omegaconf import OmegaConf
 
-        from icl_regression.train import check_resumable
+        from icl_regression.train.loop import check_resumable
 
         train_cfg = checked_config(config)
         run_dir = Path(OmegaConf.select(config, "hydra.run.dir"))

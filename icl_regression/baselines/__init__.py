@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from icl_regression.solvers import (
+from icl_regression.baselines.solvers import (
     einsum,
     exclusive_cumsum,
     gd_weights,

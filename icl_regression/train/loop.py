@@ -22,12 +22,12 @@ import numpy as np
 import optax
 from flax import nnx
 
-from icl_regression import tasks
-from icl_regression.checkpoint import Checkpointer
+from icl_regression.checkpoints import Checkpointer
 from icl_regression.config import ConfigError, TrainConfig, validate, validate_devices
-from icl_regression.logging import MetricsWriter, progress_bar
-from icl_regression.mesh import DataParallel, shutdown_distributed
+from icl_regression.data import tasks
 from icl_regression.models import build_model, count_params
+from icl_regression.train.mesh import DataParallel, shutdown_distributed
+from icl_regression.train.metrics_log import MetricsWriter, progress_bar
 
 # Keys that may change when a run is resumed; any other difference is refused.
 RESUMABLE_KEYS = {"steps", "progress", "tensorboard", "keep_checkpoints", "keep_period",
@@ -222,7 +222,7 @@ def train_and_evaluate(cfg: TrainConfig, run_dir: str | Path) -> dict:
 
 
 def main() -> None:
-    from icl_regression.hydra_app import run_hydra
+    from icl_regression.cli import run_hydra
 
     try:
         run_hydra(train_and_evaluate, config_name="train")

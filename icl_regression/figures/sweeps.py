@@ -16,7 +16,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from icl_regression.plot_style import (
+from icl_regression.figures.plots import K_LABEL, curve
+from icl_regression.figures.style import (
     FULL_WIDTH,
     GREY,
     OKABE_ITO,
@@ -27,7 +28,6 @@ from icl_regression.plot_style import (
     predictor_label,
     styled,
 )
-from icl_regression.plotting import K_LABEL, curve
 
 # Cell text is white on these colours, black on the lighter ones.
 DARK = {OKABE_ITO["black"], OKABE_ITO["blue"], OKABE_ITO["vermillion"], OKABE_ITO["green"]}

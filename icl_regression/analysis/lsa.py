@@ -1,7 +1,7 @@
 """Figures and numbers for the linear-self-attention section (von Oswald et al. 2022).
 
-    python -m icl_regression.lsa_figures --train   # train (or resume) the LSA presets, then plot
-    python -m icl_regression.lsa_figures           # measure and plot existing runs only
+    python -m icl_regression.analysis.lsa --train   # train (or resume) the LSA presets, then plot
+    python -m icl_regression.analysis.lsa           # measure and plot existing runs only
 
 Runs live in fixed directories under --runs: `oswald_lsa/reference` (preset oswald_lsa, one
 layer) and `oswald_lsa_deep/L{k}_{untied,tied}` (preset oswald_lsa_deep with model.n_layer=k);
@@ -26,7 +26,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from icl_regression import gd_compare, tasks
+from icl_regression.analysis import gd_compare
+from icl_regression.cli import CONF_DIR
 from icl_regression.config import (
     ModelConfig,
     TrainConfig,
@@ -34,10 +35,10 @@ from icl_regression.config import (
     to_dataclass,
     validate,
 )
-from icl_regression.hydra_app import CONF_DIR
-from icl_regression.logging import read_metrics
+from icl_regression.data import tasks
 from icl_regression.models.lsa import constructed_lsa, lsa_forward
 from icl_regression.run import load_config, load_run
+from icl_regression.train.metrics_log import read_metrics
 
 DEPTHS = (2, 3, 4, 5)
 
@@ -64,7 +65,7 @@ def preset_runs(runs_root: Path, depths=DEPTHS) -> dict:
 
 
 def train_presets(runs_root: Path, depths=DEPTHS) -> None:
-    from icl_regression.train import train_and_evaluate
+    from icl_regression.train.loop import train_and_evaluate
 
     for run_dir, (experiment, overrides) in preset_runs(runs_root, depths).items():
         train_and_evaluate(compose_preset(experiment, overrides), run_dir)  # resumes if present

@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from icl_regression.plot_style import (
+from icl_regression.figures.style import (
     BAND_ALPHA,
     BAND_NOTE,
     FAMILY_COLOURS,

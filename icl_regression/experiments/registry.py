@@ -26,7 +26,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from icl_regression.config import CORRUPT_MODES, ConfigError
-from icl_regression.plot_style import FORMATS, write_atomically
+from icl_regression.figures.style import FORMATS, write_atomically
 
 EXPERIMENTS = ("task_diversity", "scale", "prior_override", "corrupted_demos",
                "order_sensitivity", "demo_selection", "long_context")
@@ -178,7 +178,7 @@ def _load(run_dir: Path, step: int):
 
 def evaluate_one(run_dir: Path, cfg: ExperimentsConfig) -> dict:
     """The experiment's record for one run: computed, or reused from RUN/experiments/."""
-    from icl_regression.checkpoint import Checkpointer, has_checkpoint
+    from icl_regression.checkpoints import Checkpointer, has_checkpoint
 
     if not has_checkpoint(run_dir / "checkpoints"):
         raise ExperimentSkipped("no checkpoints/ (train it first)")
@@ -190,7 +190,7 @@ def evaluate_one(run_dir: Path, cfg: ExperimentsConfig) -> dict:
     if not cfg.recompute and (record := _cached(path, options, latest)) is not None:
         return record
     start = time.perf_counter()
-    from icl_regression.experiment_loops import LOOPS
+    from icl_regression.experiments.loops import LOOPS
 
     run = _load(run_dir.resolve(), latest)
     results = LOOPS[cfg.name](run, cfg.options)
@@ -202,9 +202,9 @@ def evaluate_one(run_dir: Path, cfg: ExperimentsConfig) -> dict:
 
 def run_experiment(cfg: ExperimentsConfig, log: Callable[[str], None] = print) -> Report:
     """Numbers for every matched run, then the figure; returns what was done."""
-    from icl_regression.experiment_figures import FIGURES
-    from icl_regression.plot_style import save_figure
-    from icl_regression.stored_runs import RunRecord, discover_runs, run_labels
+    from icl_regression.figures.experiments import FIGURES
+    from icl_regression.figures.stored_runs import RunRecord, discover_runs, run_labels
+    from icl_regression.figures.style import save_figure
 
     report = Report()
     found = []
@@ -248,7 +248,9 @@ def main() -> None:
     from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 
-    @hydra.main(version_base=None, config_path="../conf", config_name="experiments")
+    from icl_regression.cli import CONF_DIR
+
+    @hydra.main(version_base=None, config_path=CONF_DIR, config_name="experiments")
     def experiments_app(cfg: DictConfig) -> None:
         import matplotlib
 

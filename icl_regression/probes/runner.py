@@ -26,11 +26,11 @@ import numpy as np
 from flax import nnx
 from tqdm.auto import tqdm
 
-from icl_regression import tasks
 from icl_regression.baselines import tune_gd_eta
 from icl_regression.config import ConfigError
-from icl_regression.probe_models import LINEAR_ALPHAS, PROBES, FitOptions, Split, fit_probes
-from icl_regression.probe_targets import (
+from icl_regression.data import tasks
+from icl_regression.probes.families import LINEAR_ALPHAS, PROBES, FitOptions, Split, fit_probes
+from icl_regression.probes.targets import (
     TARGETS,
     all_prefix_targets,
     prefix_lengths,
@@ -130,7 +130,7 @@ def _resolve(run: Run, options: ProbeOptions) -> tuple[list[int], list[int]]:
 
 
 def _depth_and_length(run: Run) -> tuple[int, int]:
-    from icl_regression.tokens import seq_len
+    from icl_regression.data.tokens import seq_len
 
     model = run.config.model
     return model.n_layer, seq_len(model.encoding, run.config.task.n_points)
@@ -257,7 +257,7 @@ def probe_run(run: str | Path | Run, options: ProbeOptions | None = None,
                         f"{prefix_name}selectivity")
                     out[selectivity] = _jsonable(r2[g] - control_r2[g])
     if write:
-        from icl_regression.plot_style import write_atomically
+        from icl_regression.figures.style import write_atomically
 
         write_atomically(run.run_dir / "probes.json",
                          (json.dumps(result, indent=1) + "\n").encode())
@@ -315,7 +315,9 @@ def _hydra_main():
     import hydra
     from omegaconf import DictConfig, OmegaConf
 
-    @hydra.main(version_base=None, config_path="../conf", config_name="probes")
+    from icl_regression.cli import CONF_DIR
+
+    @hydra.main(version_base=None, config_path=CONF_DIR, config_name="probes")
     def probes_app(cfg: DictConfig) -> None:
         values = OmegaConf.to_container(cfg, resolve=True)
         values.pop("hydra", None)

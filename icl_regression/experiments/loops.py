@@ -19,10 +19,10 @@ import numpy as np
 from flax import nnx
 from tqdm.auto import tqdm
 
-from icl_regression import demos, robust, tasks
-from icl_regression.baselines import get_baseline
+from icl_regression.baselines import get_baseline, huber
 from icl_regression.config import TaskConfig
-from icl_regression.experiments import EXPERIMENTS, ExperimentOptions, ExperimentSkipped
+from icl_regression.data import context, tasks
+from icl_regression.experiments.registry import EXPERIMENTS, ExperimentOptions, ExperimentSkipped
 from icl_regression.models import count_params
 
 # ---- shared pieces -----------------------------------------------------------------------
@@ -158,7 +158,7 @@ def corrupted_demos(run, opts: ExperimentOptions) -> dict:
     predictors = {"model": at_k(run.predict), "ols": at_k(get_baseline("ols")),
                   f"ridge(lam={options.ridge_lam:g})": at_k(
                       get_baseline("ridge", lam=options.ridge_lam)),
-                  "huber": lambda xs, ys: robust.huber_predict_last(xs, ys, delta)}
+                  "huber": lambda xs, ys: huber.huber_predict_last(xs, ys, delta)}
     result = {"k": k, "fractions": list(options.fractions), "huber_delta": delta,
               "corrupted_counts": [round(f * k) for f in options.fractions],
               "train_corrupt_fraction": run.config.task.corrupt_fraction,
@@ -167,7 +167,7 @@ def corrupted_demos(run, opts: ExperimentOptions) -> dict:
         key = experiment_key(run, "corrupted_demos", part, opts)
         errors: dict[str, list] = {name: [] for name in predictors}
         for fraction in options.fractions:
-            bad_ys, _ = demos.corrupt_context(key, xs, ys, task, fraction, mode, k,
+            bad_ys, _ = context.corrupt_context(key, xs, ys, task, fraction, mode, k,
                                               run.config.seed)
             for name, predict in predictors.items():
                 errors[name].append(sq_error(predict(xs, bad_ys), ys[:, k], norm))
@@ -205,7 +205,7 @@ def order_sensitivity(run, opts: ExperimentOptions) -> dict:
         out = []
         for k in ks:  # the same orders (keys) for every checkpoint and for OLS
             key = experiment_key(run, "order_sensitivity", k, opts)
-            shuffled = demos.permute_context(key, tiled_xs, tiled_ys, k)
+            shuffled = context.permute_context(key, tiled_xs, tiled_ys, k)
             preds = np.asarray(fn(*shuffled)[:, k], np.float64).reshape(perms, -1)  # (P, B)
             out.append(preds.var(axis=0, ddof=1).mean() / norm)
         return out
@@ -236,11 +236,11 @@ def demo_selection(run, opts: ExperimentOptions) -> dict:
     norm = tasks.expected_y2(task)
     predictors = {"model": run.predict, "ols": get_baseline("ols")}
     ks = list(range(1, n))
-    errors = {how: {name: [] for name in predictors} for how in demos.SELECTIONS}
+    errors = {how: {name: [] for name in predictors} for how in context.SELECTIONS}
     for k in ks:
-        for how in demos.SELECTIONS:
+        for how in context.SELECTIONS:
             key = experiment_key(run, "demo_selection", k, opts)
-            sel_xs, sel_ys, _ = demos.select_demonstrations(key, pool_xs, pool_ys, query, k, n,
+            sel_xs, sel_ys, _ = context.select_demonstrations(key, pool_xs, pool_ys, query, k, n,
                                                             how)
             for name, predict in predictors.items():
                 errors[how][name].append(sq_error(predict(sel_xs, sel_ys)[:, k], target, norm))

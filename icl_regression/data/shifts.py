@@ -21,8 +21,8 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from icl_regression import tasks
 from icl_regression.config import TaskConfig
+from icl_regression.data import tasks
 
 DESCRIPTIONS = {
     "train": "the training distribution",

@@ -1,0 +1,5 @@
+"""`python -m icl_regression.probes`."""
+
+from icl_regression.probes.runner import main
+
+main()
