@@ -28,7 +28,7 @@ from icl_regression.figures.style import (  # noqa: E402
     save_figure,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 D, N_POINTS = 4, 9
 KS = list(range(N_POINTS))
 RIDGE_GRID = ("ridge(lam=0.01)", "ridge(lam=0.1)", "ridge(lam=1)", "ridge(lam=10)")
