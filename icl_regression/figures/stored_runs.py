@@ -104,8 +104,9 @@ def load_record(run_dir: Path, compute_missing: bool = False) -> RunRecord | str
         return f"run config unreadable ({error})"
     record = RunRecord(run_dir, config)
     record.metrics = _read_metrics(run_dir / "metrics.jsonl", record.notes)
-    for attr, filename, module, function in (("eval", "eval.json", "evaluate.runner", "evaluate_run"),
-                                             ("probes", "probes.json", "probes.runner", "probe_run")):
+    computed = (("eval", "eval.json", "evaluate.runner", "evaluate_run"),
+                ("probes", "probes.json", "probes.runner", "probe_run"))
+    for attr, filename, module, function in computed:
         value = _read_json(run_dir / filename, record.notes)
         if value is None and compute_missing:
             _compute(run_dir, module, function, record.notes)

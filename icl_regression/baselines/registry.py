@@ -1,0 +1,83 @@
+"""The baseline registry: `register_baseline` adds an algorithm by name, `get_baseline(name,
+**params)` binds its parameters and returns a predictor `(xs (B, n, d), ys (B, n)) -> preds (B, n)`.
+
+A *linear* baseline registers its per-prefix weights `(xs, ys, **params) -> ws (B, n, d)`; its
+prediction is `ws[:, i] · xs[:, i]` and `get_weights` exposes the weights (probes, ILWD). Any
+other baseline registers its predictions directly.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+
+from icl_regression.baselines.solvers import einsum
+from icl_regression.registry import Registry
+
+Predictor = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    fn: Callable  # (xs, ys, **params) -> ws (B, n, d) if linear else preds (B, n)
+    linear: bool  # fn returns weights
+    required: tuple[str, ...]  # parameters without a usable default
+    # Returns a replacement function for special parameter values (e.g. ridge with λ = 0).
+    specialise: Callable[[dict], Callable | None] | None = None
+
+
+BASELINES: Registry[BaselineSpec] = Registry("baseline")
+
+
+def register_baseline(name: str, *, linear: bool = False, required: tuple[str, ...] = (),
+                      specialise: Callable[[dict], Callable | None] | None = None):
+    """Decorator: `@register_baseline("ols", linear=True)` on `fn(xs, ys, **params)`."""
+    def decorate(fn: Callable) -> Callable:
+        BASELINES.register(name, BaselineSpec(fn, linear, tuple(required), specialise))
+        return fn
+    return decorate
+
+
+def predict_with_weights(ws: jax.Array, xs: jax.Array) -> jax.Array:
+    """preds[:, i] = ws[:, i] · xs[:, i]: (B, n, d), (B, n, d) -> (B, n)."""
+    return einsum("bnd,bnd->bn", ws, xs)
+
+
+_predict_jit = jax.jit(predict_with_weights)
+
+
+def _bind(name: str, params: dict) -> tuple[BaselineSpec, Callable]:
+    spec = BASELINES.get(name)
+    allowed = list(inspect.signature(spec.fn).parameters)[2:]
+    for key in params:
+        if key not in allowed:
+            raise ValueError(f"baseline {name!r}: parameter {key!r} is unknown; "
+                             f"allowed: {', '.join(allowed) or 'none'}")
+    missing = [key for key in spec.required if key not in params]
+    if missing:
+        raise ValueError(f"baseline {name!r}: parameter {missing[0]!r} is required")
+    special = spec.specialise(params) if spec.specialise else None
+    # fn is jitted with numeric params traced (one compilation serves every λ, η, pool).
+    return spec, special if special is not None else partial(spec.fn, **params)
+
+
+def get_weights(name: str, **params) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """Per-prefix weights `(xs, ys) -> ws (B, n, d)` of a linear baseline."""
+    spec, fn = _bind(name, params)
+    if not spec.linear:
+        linear = ", ".join(n for n, s in BASELINES.items() if s.linear)
+        raise ValueError(f"baseline {name!r} has no weight vector; "
+                         f"weight-based baselines: {linear}")
+    return fn
+
+
+def get_baseline(name: str, **params) -> Predictor:
+    """A predictor `(xs (B, n, d), ys (B, n)) -> preds (B, n)` by name."""
+    spec, fn = _bind(name, params)
+    if not spec.linear:
+        return fn
+    return lambda xs, ys: _predict_jit(fn(xs, ys), xs)
