@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import jax
 import orbax.checkpoint as ocp
 
 # Orbax logs every save step at INFO through absl; keep the console for progress and errors.
@@ -47,6 +48,27 @@ class Checkpointer:
         self._manager.close()
 
 
-def has_checkpoint(directory: str | Path) -> bool:
+def checkpoint_steps(directory: str | Path) -> list[int]:
+    """The steps stored under `directory`, ascending ([] when there is none); Orbax's
+    temporary folders of an unfinished save are not digits, so they are not listed."""
     path = Path(directory)
-    return path.is_dir() and any(p.name.isdigit() for p in path.iterdir())
+    return sorted(int(p.name) for p in path.iterdir() if p.name.isdigit()) if path.is_dir() else []
+
+
+def has_checkpoint(directory: str | Path) -> bool:
+    return bool(checkpoint_steps(directory))
+
+
+def restore_params(directory: str | Path, abstract_params: Any, step: int) -> Any:
+    """Only the "params" item of the checkpoint at `step`, into the structure (and shardings)
+    of `abstract_params`; the optimizer state on disk is never read."""
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_params)
+    item = {"params": abstract}
+    args = ocp.args.PyTreeRestore(item, restore_args=ocp.checkpoint_utils.construct_restore_args(
+        item), partial_restore=True)
+    options = ocp.CheckpointManagerOptions(create=False)
+    manager = ocp.CheckpointManager(Path(directory).absolute(), options=options)
+    try:
+        return manager.restore(step, args=args)["params"]
+    finally:
+        manager.close()

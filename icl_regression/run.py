@@ -1,4 +1,5 @@
-"""A finished (or running) run, loaded for notebooks, evaluation, probes and figures.
+"""Run: a trained model restored for inference (parameters only), its one jitted forward and the
+one chunker that evaluation, probes, experiments and the LSA analysis call.
 
     run = icl_regression.load_run("runs/quickstart/2026-11-29_10-00-00")
     xs, ys, ws = run.sample(jax.random.key(0), 1000)
@@ -8,7 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
-import json
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 
@@ -16,22 +17,58 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.tree_util import Partial
 
-from icl_regression.config import TrainConfig, to_dataclass
+from icl_regression.config import TrainConfig
 from icl_regression.data import tasks
+from icl_regression.storage import load_config
+
+__all__ = ["Run", "chunked", "forward", "load_config", "load_run"]
 
 
-def load_config(run_dir: str | Path) -> TrainConfig:
-    """The run's config: `config.json` (written by training) or Hydra's `.hydra/config.yaml`."""
-    run_dir = Path(run_dir)
-    if (run_dir / "config.json").exists():
-        return to_dataclass(json.loads((run_dir / "config.json").read_text()))
-    hydra_cfg = run_dir / ".hydra" / "config.yaml"
-    if hydra_cfg.exists():
-        from omegaconf import OmegaConf
+@dataclasses.dataclass(frozen=True)
+class _Merged:
+    """`(params, xs, ys) -> outputs` of one architecture. Hashable, and equal graphdefs compare
+    equal, so every run and checkpoint of one architecture shares one compilation."""
 
-        return to_dataclass(OmegaConf.load(hydra_cfg))
-    raise FileNotFoundError(f"{run_dir} holds no config.json or .hydra/config.yaml: not a run")
+    graphdef: object
+    outputs: str = "preds"  # "preds" (B, n) | "intermediates" (dict) | "residuals"
+    layers: tuple[int, ...] = ()  # residuals only: which layers (0 = after the embedding)
+    n_tokens: int = 0  # residuals only: tokens 0..n_tokens-1
+
+    def __call__(self, params, xs, ys):
+        model = nnx.merge(self.graphdef, params)
+        if self.outputs == "preds":
+            return model(xs, ys)  # (B, n)
+        captured = model.intermediates(xs, ys)
+        if self.outputs == "intermediates":
+            return captured
+        residuals = captured["residuals"]  # (L+1, B, T, D)
+        return residuals[np.asarray(self.layers), :, :self.n_tokens]  # (layers, B, T', D)
+
+
+@jax.jit
+def forward(function: Partial, xs: jax.Array, ys: jax.Array):
+    """The one jitted forward: `function` is a Partial carrying the parameters as leaves, so they
+    are arguments of the compiled call, never constants baked into it."""
+    return function(xs, ys)
+
+
+def chunked(fn: Callable, arrays: Sequence, chunk: int, axis: int = 0, host: bool = False):
+    """`fn(*arrays)` over leading-axis chunks of min(chunk, B) prompts, the last one padded to
+    the same size so `fn` compiles once; outputs are concatenated along `axis` (their prompt
+    axis). `host`: move each chunk to NumPy as it comes (large activations); otherwise the result
+    stays a JAX array (and differentiable)."""
+    total = arrays[0].shape[0]
+    size = max(min(chunk, total), 1)
+    outs = []
+    for start in range(0, total, size):
+        part = [a[start:start + size] for a in arrays]
+        short = size - part[0].shape[0]
+        part = [jnp.pad(a, [(0, short)] + [(0, 0)] * (a.ndim - 1)) for a in part]
+        out = jax.lax.slice_in_dim(fn(*part), 0, size - short, axis=axis)
+        outs.append(np.asarray(out) if host else out)
+    return np.concatenate(outs, axis) if host else jnp.concatenate(outs, axis)
 
 
 @dataclasses.dataclass
@@ -43,31 +80,30 @@ class Run:
     predict_batch: int = 4096  # prompts per jitted call, to bound memory
 
     @cached_property
-    def _graphdef_and_state(self):
+    def _split(self):
         return nnx.split(self.model)
 
-    @cached_property
-    def _jit_predict(self):
-        graphdef, _ = self._graphdef_and_state
-        return jax.jit(lambda state, xs, ys: nnx.merge(graphdef, state)(xs, ys))
-
-    @cached_property
-    def _jit_intermediates(self):
-        graphdef, _ = self._graphdef_and_state
-        return jax.jit(lambda state, xs, ys: nnx.merge(graphdef, state).intermediates(xs, ys))
+    def function(self, outputs: str = "preds", **options) -> Partial:
+        """The model as a pure JAX function `(xs, ys) -> outputs` carrying its parameters (a
+        Partial: pass it into jitted code, differentiate through it)."""
+        graphdef, params = self._split
+        return Partial(_Merged(graphdef, outputs, **options), params)
 
     def predict(self, xs: jax.Array, ys: jax.Array) -> jax.Array:
         """xs (B, n, d), ys (B, n) -> preds (B, n); the signature every baseline shares."""
-        _, state = self._graphdef_and_state
-        chunks = [self._jit_predict(state, xs[i:i + self.predict_batch],
-                                    ys[i:i + self.predict_batch])
-                  for i in range(0, xs.shape[0], self.predict_batch)]
-        return jnp.concatenate(chunks, 0)
+        return chunked(Partial(forward, self.function()), (xs, ys), self.predict_batch)
 
     def intermediates(self, xs: jax.Array, ys: jax.Array) -> dict:
-        """preds (B, n), residuals (L+1, B, T, D), attention (L, B, H, T, T)."""
-        _, state = self._graphdef_and_state
-        return self._jit_intermediates(state, xs, ys)
+        """preds (B, n), residuals (L+1, B, T, D), attention (L, B, H, T, T); one call."""
+        return forward(self.function("intermediates"), xs, ys)
+
+    def residuals(self, xs: jax.Array, ys: jax.Array, layers: Sequence[int], n_tokens: int,
+                  batch: int) -> np.ndarray:
+        """Residual stream at `layers`, tokens 0..n_tokens-1, in chunks of `batch` prompts:
+        (len(layers), B, n_tokens, D) float32 NumPy."""
+        function = self.function("residuals", layers=tuple(layers), n_tokens=n_tokens)
+        out = chunked(Partial(forward, function), (xs, ys), batch, axis=1, host=True)
+        return out.astype(np.float32, copy=False)
 
     def sample(self, key: jax.Array, batch_size: int):
         """Held-out prompts of the training distribution at full dimension and points."""
@@ -90,24 +126,22 @@ class Run:
         return Run(self.run_dir, self.config, build_model(self.config.model, self.config.task,
                                                           seed), step=0)
 
+    def at_step(self, step: int) -> Run:
+        """The same run with the parameters of checkpoint `step` (same compilation)."""
+        return self if step == self.step else load_run(self.run_dir, step)
+
 
 def load_run(run_dir: str | Path, step: int | None = None) -> Run:
-    """The run's model at its latest checkpoint (or `step`)."""
-    from icl_regression.checkpoints import Checkpointer
+    """The run's model at its latest checkpoint (or `step`): parameters only."""
+    from icl_regression.checkpoints import checkpoint_steps, restore_params
     from icl_regression.models import build_model
-    from icl_regression.train.loop import make_optimizer
 
     run_dir = Path(run_dir)
     cfg = load_config(run_dir)
-    model = build_model(cfg.model, cfg.task, cfg.seed)
-    graphdef, params = nnx.split(model)
-    tx, _ = make_optimizer(cfg)
-    ckpt = Checkpointer(run_dir / "checkpoints")
-    try:
-        found = ckpt.latest_step() if step is None else step
-        if found is None:
-            raise FileNotFoundError(f"{run_dir} has no checkpoint yet (train it first)")
-        restored = ckpt.restore({"params": params, "opt_state": tx.init(params)}, found)
-    finally:
-        ckpt.close()
-    return Run(run_dir, cfg, nnx.merge(graphdef, restored["params"]), step=found)
+    stored = checkpoint_steps(run_dir / "checkpoints")
+    found = (stored[-1] if stored else None) if step is None else step
+    if found is None:
+        raise FileNotFoundError(f"{run_dir} has no checkpoint yet (train it first)")
+    graphdef, params = nnx.split(build_model(cfg.model, cfg.task, cfg.seed))
+    restored = restore_params(run_dir / "checkpoints", params, found)
+    return Run(run_dir, cfg, nnx.merge(graphdef, restored), step=found)

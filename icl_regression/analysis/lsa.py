@@ -6,10 +6,8 @@
 Runs live in fixed directories under --runs: `oswald_lsa/reference` (preset oswald_lsa, one
 layer) and `oswald_lsa_deep/L{k}_{untied,tied}` (preset oswald_lsa_deep with model.n_layer=k);
 `--deep FOLDER` reads the deep runs from any folder instead (e.g. a Hydra multirun sweep).
-Writes to --out: lsa_loss_curve.png (trained loss vs the optimal-η one-step GD line),
-lsa_sensitivity.png (cosine / L2 between ∂ŷ/∂x_query of the model and of GD over training),
-lsa_interpolation.png (loss from the rescaled trained weights to the construction),
-lsa_depth.png (loss vs depth: trained LSA, k-step GD, GD++) and lsa_numbers.json.
+Measures into --out/lsa_numbers.json, then draws it (icl_regression/figures/lsa.py):
+lsa_loss_curve.png, lsa_sensitivity.png, lsa_interpolation.png and lsa_depth.png.
 
 Every loss is the squared error at the query with N = n − 1 context pairs (the position the
 presets train on), divided by E y² (so the zero predictor scores 1), on held-out prompts of the
@@ -20,27 +18,36 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import jax
 import numpy as np
 
 from icl_regression.analysis import gd_compare
+from icl_regression.checkpoints import checkpoint_steps
 from icl_regression.cli import CONF_DIR
 from icl_regression.config import (
-    ModelConfig,
     TrainConfig,
     register_configs,
     to_dataclass,
     validate,
 )
 from icl_regression.data import tasks
-from icl_regression.models.lsa import constructed_lsa, lsa_forward
+from icl_regression.figures.lsa import save_lsa_figures
+from icl_regression.models.lsa import constructed_lsa
 from icl_regression.run import load_config, load_run
-from icl_regression.train.metrics_log import read_metrics
+from icl_regression.storage import finite_or_none, read_jsonl, write_json
 
 DEPTHS = (2, 3, 4, 5)
+
+
+def finite_numbers(value):
+    """Nested dicts / lists of the measurements with NaN and ±inf as None (strict JSON)."""
+    if isinstance(value, dict):
+        return {k: finite_numbers(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_numbers(v) for v in value]
+    return finite_or_none(value) if isinstance(value, float) else value
 
 
 def compose_preset(experiment: str, overrides: tuple[str, ...] = ()) -> TrainConfig:
@@ -78,18 +85,6 @@ def _prompts(cfg: TrainConfig, n_prompts: int, fold: int):
     return xs, ys
 
 
-def _checkpoint_steps(run_dir: Path) -> list[int]:
-    folder = run_dir / "checkpoints"
-    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
-
-
-def _params_predictor(params: dict, model: ModelConfig):
-    """One jitted forward shared by every checkpoint (a Run per step would recompile)."""
-    return lambda xs, ys: lsa_forward(params, xs, ys, n_layer=model.n_layer,
-                                      use_mlp=model.use_mlp,
-                                      use_layernorm=model.use_layernorm)[0]
-
-
 def measure_single(run_dir: Path, n_eval: int = 4096, n_curve: int = 1024) -> dict:
     """One-layer run: trained vs optimal-η GD (loss, prediction difference, sensitivity), the
     weight distance and interpolation path, and loss / cosine at every kept checkpoint."""
@@ -111,16 +106,15 @@ def measure_single(run_dir: Path, n_eval: int = 4096, n_curve: int = 1024) -> di
     out["pred_diff"] /= norm
     curve_xs, curve_ys = xs[:n_curve], ys[:n_curve]
     curve = []
-    for step in [0, *_checkpoint_steps(run_dir)]:  # step 0: the initialisation
-        source = run.untrained(cfg.seed) if step == 0 else load_run(run_dir, step)
-        predict = _params_predictor(source.model.param_dict(), cfg.model)
+    for step in [0, *checkpoint_steps(run_dir / "checkpoints")]:  # step 0: the initialisation
+        predict = (run.untrained(cfg.seed) if step == 0 else run.at_step(step)).predict
         compared = gd_compare.compare_predictors(predict, gd, curve_xs, curve_ys)
         curve.append({"step": step, "loss": gd_compare.loss_at(predict, curve_xs, curve_ys) / norm,
                       "cosine": compared["cosine"], "l2": compared["l2"],
                       "l2_rel": compared["l2_rel"]})
     out["curve"] = curve
     out["train_curve"] = [(m["step"], m["loss"] / norm)
-                          for m in read_metrics(run_dir / "metrics.jsonl")]
+                          for m in read_jsonl(run_dir / "metrics.jsonl")]
     return out
 
 
@@ -177,81 +171,6 @@ def measure_depths(single_dir: Path, deep_dir: Path, depths=DEPTHS,
     return rows
 
 
-def _figure(ncols: int = 1):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt, *plt.subplots(1, ncols, figsize=(5.0 * ncols, 3.4), dpi=110)
-
-
-def _save(fig, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None})  # no version string: reproducible bytes
-    fig.clf()
-
-
-def plot_loss_curve(single: dict, path: Path) -> None:
-    plt, fig, ax = _figure()
-    ax.plot(*zip(*single["train_curve"], strict=True), color="0.7", lw=1,
-            label="trained LSA (training batches)")
-    ax.plot([c["step"] for c in single["curve"]], [c["loss"] for c in single["curve"]],
-            "o-", ms=2.5, color="C0", label="trained LSA (held-out)")
-    ax.axhline(single["gd_loss"], color="C3", ls="--",
-               label=f"one GD step, optimal η = {single['eta']:.3f}")
-    ax.set(xlabel="training step", ylabel="squared error / E y²  (query, N pairs)",
-           yscale="log", title="1-layer linear self-attention vs one GD step")
-    ax.legend(fontsize=8)
-    _save(fig, path)
-    plt.close(fig)
-
-
-def plot_sensitivity(single: dict, path: Path) -> None:
-    plt, fig, ax = _figure()
-    steps = [c["step"] for c in single["curve"]]
-    ax.plot(steps, [c["cosine"] for c in single["curve"]], "o-", ms=2.5, color="C0")
-    ax.set(xlabel="training step", ylim=(min(0.0, min(c["cosine"] for c in single["curve"])),
-                                         1.02), title="sensitivity alignment with one GD step")
-    ax.set_ylabel("cosine(∂ŷ/∂x_q of LSA, of GD)", color="C0")
-    twin = ax.twinx()
-    twin.plot(steps, [c["l2_rel"] for c in single["curve"]], "s-", ms=2, color="C1")
-    twin.set_ylabel("‖∂ŷ_LSA/∂x_q − ∂ŷ_GD/∂x_q‖ / ‖∂ŷ_GD/∂x_q‖", color="C1")
-    _save(fig, path)
-    plt.close(fig)
-
-
-def plot_interpolation(single: dict, path: Path) -> None:
-    plt, fig, ax = _figure()
-    ax.plot(single["alphas"], single["interpolation"], "o-", ms=3)
-    ax.axhline(single["gd_loss"], color="C3", ls="--", label="GD construction")
-    spread = max(max(abs(v / single["gd_loss"] - 1) for v in single["interpolation"]), 0.02)
-    ax.set(xlabel="α  (0: trained, rescaled; 1: GD construction)",
-           ylabel="squared error / E y²", title="interpolating trained → constructed weights",
-           ylim=(single["gd_loss"] * (1 - 1.2 * spread), single["gd_loss"] * (1 + 1.2 * spread)))
-    ax.legend(fontsize=8)
-    _save(fig, path)
-    plt.close(fig)
-
-
-def plot_depth(rows: list[dict], path: Path) -> None:
-    plt, fig, axes = _figure(ncols=2)
-    depths = [r["depth"] for r in rows]
-    series = (("untied", "trained LSA", "o-"), ("tied", "trained LSA, tied", "s--"),
-              ("gd", "GD, k steps (optimal η)", "^-"), ("gd_pp", "GD++ (fitted η_l, γ_l)", "v-"))
-    for ax, suffix, stat in zip(axes, ("", "_median"), ("mean", "median"), strict=True):
-        for key, label, style in series:
-            pairs = [(d, r[key + suffix]) for d, r in zip(depths, rows, strict=True)
-                     if r.get(key + suffix) is not None]
-            if pairs:
-                ax.plot(*zip(*pairs, strict=True), style, ms=4, label=label)
-        ax.set(xlabel="layers = GD steps", ylabel=f"{stat} squared error / E y²",
-               yscale="log", xticks=depths, title=f"loss vs depth ({stat} over prompts)")
-    axes[0].legend(fontsize=8)
-    _save(fig, path)
-    plt.close(fig)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train", action="store_true", help="train or resume the presets")
@@ -283,13 +202,8 @@ def main(argv: list[str] | None = None) -> None:
               f" (η={single['eta']:.4f}), cosine {single['cosine']:.4f}, L2 {single['l2']:.4f}")
         deep_dir = args.deep or args.runs / "oswald_lsa_deep"
         numbers["depth"] = measure_depths(single_dir, deep_dir, args.depths, args.n_eval)
-        tmp = numbers_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(numbers, indent=1))
-        os.replace(tmp, numbers_path)
-    plot_loss_curve(numbers["single"], args.out / "lsa_loss_curve.png")
-    plot_sensitivity(numbers["single"], args.out / "lsa_sensitivity.png")
-    plot_interpolation(numbers["single"], args.out / "lsa_interpolation.png")
-    plot_depth(numbers["depth"], args.out / "lsa_depth.png")
+        write_json(numbers_path, finite_numbers(numbers), indent=1)
+    save_lsa_figures(numbers, args.out)
     print(f"[lsa] wrote {args.out}/lsa_*.png and lsa_numbers.json")
 
 

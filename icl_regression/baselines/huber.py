@@ -81,13 +81,6 @@ def huber_weights(xs: jax.Array, ys: jax.Array, delta: float = DEFAULT_DELTA,
     return _irls(xs, ys, jnp.broadcast_to(earlier, (xs.shape[0], n, n)), delta, lam, iters)
 
 
-def huber_predict(xs: jax.Array, ys: jax.Array, delta: float = DEFAULT_DELTA,
-                  lam: float = DEFAULT_LAM, iters: int = DEFAULT_ITERS) -> jax.Array:
-    """preds (B, n): preds[:, i] = x_i · (Huber fit on pairs 0..i-1)."""
-    ws = huber_weights(xs, ys, delta, lam, iters)  # (B, n, d)
-    return jnp.einsum("bnd,bnd->bn", ws, xs, precision=HIGHEST)
-
-
 @partial(jax.jit, static_argnames="iters")
 def huber_predict_last(xs: jax.Array, ys: jax.Array, delta: float = DEFAULT_DELTA,
                        lam: float = DEFAULT_LAM, iters: int = DEFAULT_ITERS) -> jax.Array:

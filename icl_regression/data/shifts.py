@@ -4,7 +4,8 @@ Every variant is a transform of held-out prompts of the training distribution (`
 `ws`; the label noise `ε = ys − xs·w` is kept), in NumPy (float64, stored as float32), with its
 own generator seeded from a JAX key, so all settings share the same underlying draws (paired
 comparisons) and nothing here needs compiling. Variants follow Garg et al. 2022 (§4,
-"robustness to distribution shift"):
+"robustness to distribution shift"). Each is registered in SHIFTS with an explicit stream id
+(the sub-key of its generator): a new setting takes a new id, and no other setting changes.
 
 * whole-prompt variants change every point; all positions k = 0..n-1 are evaluated;
 * query variants (orthant, orthogonal_query, repeated_query) give the query a different
@@ -16,6 +17,7 @@ comparisons) and nothing here needs compiling. Variants follow Garg et al. 2022 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -23,25 +25,7 @@ import numpy as np
 
 from icl_regression.config import TaskConfig
 from icl_regression.data import tasks
-
-DESCRIPTIONS = {
-    "train": "the training distribution",
-    "skewed_cov": "x ~ N(0, Σ), Σ axis-aligned with eigenvalues ∝ 1/(i+1), trace d",
-    "half_subspace": "every x projected onto a random d/2-dimensional subspace (per prompt)",
-    "orthant": "context x in a random orthant (signs fixed per prompt); query unrestricted",
-    "orthogonal_query": "query orthogonal to the context's span, norm kept; k < d only",
-    "repeated_query": "query equal to a uniformly chosen earlier context point; k ≥ 1",
-    "x_scale_0.33": "every x scaled by 1/3",
-    "x_scale_0.5": "every x scaled by 1/2",
-    "x_scale_2": "every x scaled by 2",
-    "x_scale_3": "every x scaled by 3",
-    "y_scale_0.5": "w (so every noiseless label) scaled by 1/2",
-    "y_scale_2": "w (so every noiseless label) scaled by 2",
-    "noisy_labels": "extra label noise N(0, 0.5²) on every label",
-    "shifted_w": "w prior mean shifted by μ = 1/√d·(1, …, 1), ‖μ‖ = 1",
-}
-SETTINGS = tuple(DESCRIPTIONS)
-QUERY_SETTINGS = ("orthant", "orthogonal_query", "repeated_query")
+from icl_regression.registry import Registry
 
 
 class Prompts(NamedTuple):
@@ -83,47 +67,115 @@ def _orthogonal_query(xs, eval_position):
     return perp * scale[:, None]
 
 
+# A transform: (rng, xs (B, n, d) f64, ws (B, d) f64, noise (B, n) f64, task)
+#   -> (xs, ws, noise, eval_position (B,) or None: every position is scored).
+Transform = Callable[..., tuple]
+
+
+class Setting(NamedTuple):
+    description: str
+    transform: Transform
+
+
+SHIFTS: Registry[Setting] = Registry("setting")
+
+
+def register_setting(name: str, stream_id: int, description: str):
+    """Decorator registering a transform as the evaluation setting `name`."""
+    return lambda fn: SHIFTS.register(name, Setting(description, fn), stream_id=stream_id) and fn
+
+
+def _scale_x(factor: float) -> Transform:
+    return lambda rng, xs, ws, noise, task: (xs * factor, ws, noise, None)
+
+
+def _scale_w(factor: float) -> Transform:
+    return lambda rng, xs, ws, noise, task: (xs, ws * factor, noise, None)
+
+
+@register_setting("train", 0, "the training distribution")
+def _train(rng, xs, ws, noise, task):
+    return xs, ws, noise, None
+
+
+@register_setting("skewed_cov", 1,
+                  "x ~ N(0, Σ), Σ axis-aligned with eigenvalues ∝ 1/(i+1), trace d")
+def _skewed_cov(rng, xs, ws, noise, task):
+    eigs = np.asarray(tasks.x_covariance_eigs(dataclasses.replace(task, x_dist="skewed")))
+    return rng.standard_normal(xs.shape) * np.sqrt(eigs), ws, noise, None
+
+
+@register_setting("half_subspace", 2,
+                  "every x projected onto a random d/2-dimensional subspace (per prompt)")
+def _half_subspace(rng, xs, ws, noise, task):
+    batch, _, d = xs.shape
+    basis, _ = np.linalg.qr(rng.standard_normal((batch, d, max(d // 2, 1))))  # (B, d, d/2)
+    return np.einsum("bnd,bde,bfe->bnf", xs, basis, basis), ws, noise, None
+
+
+@register_setting("orthant", 3,
+                  "context x in a random orthant (signs fixed per prompt); query unrestricted")
+def _orthant(rng, xs, ws, noise, task):
+    batch, n, d = xs.shape
+    position = _round_robin(batch, np.arange(n))
+    signs = np.where(rng.random((batch, 1, d)) < 0.5, 1.0, -1.0)
+    return _with_query(np.abs(xs) * signs, position, _at(xs, position)), ws, noise, position
+
+
+@register_setting("orthogonal_query", 4,
+                  "query orthogonal to the context's span, norm kept; k < d only")
+def _orthogonal(rng, xs, ws, noise, task):
+    batch, n, d = xs.shape
+    position = _round_robin(batch, np.arange(min(d, n)))
+    return _with_query(xs, position, _orthogonal_query(xs, position)), ws, noise, position
+
+
+@register_setting("repeated_query", 5,
+                  "query equal to a uniformly chosen earlier context point; k ≥ 1")
+def _repeated(rng, xs, ws, noise, task):
+    batch, n, _ = xs.shape
+    position = _round_robin(batch, np.arange(1, n))
+    source = np.floor(rng.random(batch) * position).astype(int)  # uniform in 0..k-1
+    return _with_query(xs, position, _at(xs, source)), ws, noise, position
+
+
+for _id, _label in enumerate(("0.33", "0.5", "2", "3"), start=6):
+    _words = {"0.33": "1/3", "0.5": "1/2"}.get(_label, _label)
+    register_setting(f"x_scale_{_label}", _id, f"every x scaled by {_words}")(
+        _scale_x(float(_label)))
+for _id, _label in ((10, "0.5"), (11, "2")):
+    _words = {"0.5": "1/2"}.get(_label, _label)
+    register_setting(f"y_scale_{_label}", _id,
+                     f"w (so every noiseless label) scaled by {_words}")(_scale_w(float(_label)))
+
+
+@register_setting("noisy_labels", 12, "extra label noise N(0, 0.5²) on every label")
+def _noisy_labels(rng, xs, ws, noise, task):
+    return xs, ws, noise + 0.5 * rng.standard_normal(noise.shape), None
+
+
+@register_setting("shifted_w", 13, "w prior mean shifted by μ = 1/√d·(1, …, 1), ‖μ‖ = 1")
+def _shifted_w(rng, xs, ws, noise, task):
+    return xs, ws + 1.0 / np.sqrt(xs.shape[-1]), noise, None
+
+
+SETTINGS = tuple(sorted(SHIFTS.names(), key=SHIFTS.stream_id))  # every setting, by stream id
+DESCRIPTIONS = {name: SHIFTS.get(name).description for name in SETTINGS}
+
+
 def setting_rng(key: jax.Array, name: str) -> np.random.Generator:
-    """The setting's own NumPy generator, seeded from fold_in(key, index of the setting)."""
-    sub = jax.random.fold_in(key, SETTINGS.index(name))
+    """The setting's own NumPy generator, seeded from fold_in(key, the setting's stream id)."""
+    sub = jax.random.fold_in(key, SHIFTS.stream_id(name))
     return np.random.default_rng(np.asarray(jax.random.key_data(sub)).tolist())
 
 
 def make_setting(name: str, key: jax.Array, base: Prompts, task: TaskConfig) -> Prompts:
     """The prompts of setting `name`, built from held-out training-distribution prompts."""
-    if name not in DESCRIPTIONS:
-        raise ValueError(f"setting {name!r} is unknown; allowed: {', '.join(SETTINGS)}")
+    setting = SHIFTS.get(name)  # UnknownName (a ValueError) lists the allowed names
     if name == "train":
         return base
-    rng = setting_rng(key, name)
     xs, ws = np.asarray(base.xs, np.float64), np.asarray(base.ws, np.float64)
-    batch, n, d = xs.shape
     noise = np.asarray(base.ys, np.float64) - _labels(xs, ws, 0.0)  # the original label noise
-    position = None
-    if name.startswith("x_scale_"):
-        xs = xs * float(name.removeprefix("x_scale_"))
-    elif name.startswith("y_scale_"):
-        ws = ws * float(name.removeprefix("y_scale_"))
-    elif name == "skewed_cov":
-        eigs = np.asarray(tasks.x_covariance_eigs(dataclasses.replace(task, x_dist="skewed")))
-        xs = rng.standard_normal(xs.shape) * np.sqrt(eigs)
-    elif name == "half_subspace":
-        basis, _ = np.linalg.qr(rng.standard_normal((batch, d, max(d // 2, 1))))  # (B, d, d/2)
-        xs = np.einsum("bnd,bde,bfe->bnf", xs, basis, basis)
-    elif name == "noisy_labels":
-        noise = noise + 0.5 * rng.standard_normal(noise.shape)
-    elif name == "shifted_w":
-        ws = ws + 1.0 / np.sqrt(d)
-    elif name == "orthant":
-        position = _round_robin(batch, np.arange(n))
-        signs = np.where(rng.random((batch, 1, d)) < 0.5, 1.0, -1.0)
-        xs = _with_query(np.abs(xs) * signs, position, _at(xs, position))
-    elif name == "orthogonal_query":
-        position = _round_robin(batch, np.arange(min(d, n)))
-        xs = _with_query(xs, position, _orthogonal_query(xs, position))
-    elif name == "repeated_query":
-        position = _round_robin(batch, np.arange(1, n))
-        source = np.floor(rng.random(batch) * position).astype(int)  # uniform in 0..k-1
-        xs = _with_query(xs, position, _at(xs, source))
+    xs, ws, noise, position = setting.transform(setting_rng(key, name), xs, ws, noise, task)
     xs, ws = xs.astype(np.float32), ws.astype(np.float32)
     return Prompts(xs, _labels(xs, ws, noise), ws, position)

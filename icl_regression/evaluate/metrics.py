@@ -14,6 +14,7 @@ or one position per prompt for the query settings of `ood.py`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import jax
@@ -34,10 +35,25 @@ def masked_mean(values: np.ndarray, mask: np.ndarray):
     return mean, np.sqrt(var / safe), count
 
 
+def band(mean, sem) -> dict:
+    """{"mean", "lo", "hi"}: the 95% band of a mean, mean ± 1.96 standard errors."""
+    return {"mean": mean, "lo": mean - 1.96 * sem, "hi": mean + 1.96 * sem}
+
+
+def mean_band(values) -> dict:
+    """Mean over axis 0 (prompts) and its 95% band, float64: (B, ...) -> {"mean", "lo", "hi"}
+    arrays; a single prompt gives a zero-width band."""
+    values = np.asarray(values, np.float64)
+    mean = values.mean(axis=0)
+    count = values.shape[0]
+    sem = values.std(axis=0, ddof=1) / math.sqrt(count) if count > 1 else 0 * mean
+    return band(mean, sem)
+
+
 def error_curve(preds, ys, normaliser: float, mask) -> dict:
     sq = (np.asarray(preds, np.float64) - np.asarray(ys, np.float64)) ** 2 / normaliser
     mean, sem, _ = masked_mean(sq, mask)
-    return {"mean": mean, "lo": mean - 1.96 * sem, "hi": mean + 1.96 * sem}
+    return band(mean, sem)
 
 
 def spd_curve(preds_a, preds_b, normaliser: float, mask) -> np.ndarray:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,10 +27,14 @@ from jax.tree_util import Partial
 from tqdm.auto import tqdm
 
 from icl_regression import baselines
+from icl_regression.analysis.attention import write_attention
 from icl_regression.config import TaskConfig
 from icl_regression.data import shifts, tasks
 from icl_regression.evaluate import metrics
 from icl_regression.evaluate.eval_json import format_table, write_eval_json
+from icl_regression.evaluate.suite import baseline_suite, json_params
+from icl_regression.run import chunked, forward, load_run
+from icl_regression.storage import finite_or_none
 
 SCHEMA_VERSION = 1
 
@@ -77,42 +80,6 @@ def check_config(cfg: EvalConfig, task: TaskConfig | None = None) -> EvalConfig:
     return cfg
 
 
-def baseline_suite(task: TaskConfig, seed: int, cfg: EvalConfig, gd_eta) -> dict:
-    """name -> (baseline, params): the baselines relevant to the task. Names read
-    `family(param=value)` (`ridge(lam=bayes)` is λ* = σ² d / τ²), as the figures expect."""
-    suite = {"zero": ("zero", {}), "averaging": ("averaging", {}), "ols": ("ols", {})}
-    lam_star = tasks.bayes_ridge_lambda(task)
-    if 0 < lam_star < math.inf:
-        suite["ridge(lam=bayes)"] = ("ridge", {"lam": lam_star})
-    suite.update({f"ridge(lam={lam:g})": ("ridge", {"lam": lam}) for lam in cfg.ridge_lams})
-    suite[f"gd(steps={cfg.gd_steps})"] = ("gd", {"eta": np.asarray(gd_eta, np.float32),
-                                                  "steps": cfg.gd_steps})
-    suite[f"knn(k={cfg.knn_k})"] = ("knn", {"k": cfg.knn_k})
-    if task.w_prior == "sparse":
-        suite[f"lasso(alpha={cfg.lasso_alpha:g})"] = ("lasso", {"alpha": cfg.lasso_alpha})
-    if task.pool_size > 0:
-        sigma = cfg.dmmse_noise_std or task.noise_std or baselines.DEFAULT_DMMSE_NOISE_STD
-        suite["dmmse"] = ("dmmse", {"pool": tasks.task_pool(seed, task), "noise_std": sigma})
-    return suite
-
-
-def _chunked(fn, arrays, chunk: int):
-    """fn over leading-axis chunks of equal size (the last one padded): one compilation."""
-    total = arrays[0].shape[0]
-    outs = []
-    for start in range(0, total, chunk):
-        part = [a[start:start + chunk] for a in arrays]
-        short = chunk - part[0].shape[0] if total > chunk else 0
-        part = [jnp.pad(a, [(0, short)] + [(0, 0)] * (a.ndim - 1)) for a in part]
-        outs.append(fn(*part)[:chunk - short])
-    return jnp.concatenate(outs, 0)
-
-
-def _lists(curve) -> list:
-    """NumPy curve -> JSON list (NaN -> null)."""
-    return [None if not math.isfinite(v) else float(v) for v in np.asarray(curve, np.float64)]
-
-
 def evaluate_predictors(task: TaskConfig, seed: int, cfg: EvalConfig, model=None) -> dict:
     """The whole evaluation of `model(xs, ys) -> preds` (or of the baselines only: None).
 
@@ -135,7 +102,7 @@ def evaluate_predictors(task: TaskConfig, seed: int, cfg: EvalConfig, model=None
         return {name: f(xs, ys) for name, f in weight_funcs.items()}
 
     def predict_all(xs, ys):  # every predictor on one setting's prompts: name -> (B, n)
-        preds = {"model": _chunked(functools.partial(_apply, model), (xs, ys), cfg.chunk)
+        preds = {"model": chunked(functools.partial(forward, model), (xs, ys), cfg.chunk)
                  } if model is not None else {}
         preds.update({name: f(xs, ys) for name, f in funcs.items()})
         return {name: np.asarray(p) for name, p in preds.items()}
@@ -148,10 +115,10 @@ def evaluate_predictors(task: TaskConfig, seed: int, cfg: EvalConfig, model=None
     out = {"schema_version": SCHEMA_VERSION, "task": dataclasses.asdict(task), "seed": seed,
            "n_prompts": cfg.n_prompts, "implicit_prompts": count,
            "implicit_queries": m,
-           "predictors": {name: {"baseline": base, "params": _json_params(params)}
+           "predictors": {name: {"baseline": base, "params": json_params(params)}
                           for name, (base, params) in suite.items()},
            "gd_eta": {"steps": cfg.gd_steps, "k": list(range(task.n_points)),
-                      "eta": _lists(gd_eta)},
+                      "eta": finite_or_none(gd_eta)},
            "settings": {}}
     base = shifts.Prompts(np.asarray(xs), np.asarray(ys), np.asarray(ws))
     bar = tqdm(cfg.settings, desc="evaluate", disable=not cfg.progress, file=sys.stderr)
@@ -172,7 +139,7 @@ def _evaluate_setting(name, prompts, predict_all, all_weights, model, cfg, queri
     scored = mask.any(axis=0)  # the positions reported for this setting
     normaliser = float(np.mean(np.asarray(prompts.ys, np.float64)[mask] ** 2))
     preds = predict_all(prompts.xs, prompts.ys)
-    errors = {p: {stat: _lists(curve[scored]) for stat, curve in
+    errors = {p: {stat: finite_or_none(curve[scored]) for stat, curve in
                   metrics.error_curve(pr, prompts.ys, normaliser, mask).items()}
               for p, pr in preds.items()}
     result = {"description": shifts.DESCRIPTIONS[name], "k": np.flatnonzero(scored).tolist(),
@@ -180,29 +147,25 @@ def _evaluate_setting(name, prompts, predict_all, all_weights, model, cfg, queri
               "error": errors, "spd": {}, "ilwd": {}, "ilwd_r2": [], "sensitivity_cos": {}}
     if model is None:
         return result
-    result["spd"] = {p: _lists(metrics.spd_curve(preds["model"], pr, normaliser, mask)[scored])
-                     for p, pr in preds.items() if p != "model"}
+    result["spd"] = {
+        p: finite_or_none(metrics.spd_curve(preds["model"], pr, normaliser, mask)[scored])
+        for p, pr in preds.items() if p != "model"}
     if name not in cfg.implicit_settings or prompts.eval_position is not None:
         return result
     count = queries.shape[0]
     xs, ys = prompts.xs[:count], prompts.ys[:count]
     # The model sees m (or d) copies of each prompt here: chunk so a call holds ~`chunk` prompts.
     m, d = queries.shape[1], queries.shape[2]
-    query_preds = _chunked(functools.partial(_query_preds, model), (xs, ys, queries),
+    query_preds = chunked(functools.partial(_query_preds, model), (xs, ys, queries),
                            max(cfg.chunk // m, 1))
     w_hat, r2 = _implicit_weights(query_preds, jnp.asarray(queries))
-    grads = _chunked(functools.partial(_query_grads, model), (xs, ys), max(cfg.chunk // d, 1))
+    grads = chunked(functools.partial(_query_grads, model), (xs, ys), max(cfg.chunk // d, 1))
     w_norm2 = float(np.mean(np.sum(np.asarray(prompts.ws[:count], np.float64) ** 2, axis=-1)))
-    result["ilwd_r2"] = _lists(r2)
+    result["ilwd_r2"] = finite_or_none(r2)
     for p, w_base in all_weights(xs, ys).items():  # (count, n, d) each
-        result["ilwd"][p] = _lists(metrics.ilwd_curve(w_hat, w_base, w_norm2))
-        result["sensitivity_cos"][p] = _lists(metrics.cosine_curve(grads, w_base))
+        result["ilwd"][p] = finite_or_none(metrics.ilwd_curve(w_hat, w_base, w_norm2))
+        result["sensitivity_cos"][p] = finite_or_none(metrics.cosine_curve(grads, w_base))
     return result
-
-
-@jax.jit
-def _apply(model, xs, ys):
-    return model(xs, ys)
 
 
 _sample = jax.jit(tasks.sample_prompts, static_argnums=(1, 2, 3))
@@ -211,49 +174,24 @@ _query_grads = jax.jit(metrics.query_gradients)
 _implicit_weights = jax.jit(metrics.implicit_weights)
 
 
-def _json_params(params: dict) -> dict:
-    shown = {}
-    for k, v in params.items():
-        arr = np.asarray(v)
-        shown[k] = v if arr.ndim == 0 and not hasattr(v, "shape") else (
-            "see gd_eta" if k == "eta" else f"array{list(arr.shape)}")
-    return shown
-
-
-@dataclass(frozen=True)
-class _MergedModel:
-    """`(state, xs, ys) -> preds` for one architecture; equal graphdefs compare equal, so the
-    compiled functions are reused across runs and calls."""
-
-    graphdef: object
-
-    def __call__(self, state, xs, ys):
-        from flax import nnx
-
-        return nnx.merge(self.graphdef, state)(xs, ys)
-
-
 def evaluate_run(run, cfg: EvalConfig | None = None, **overrides) -> dict:
     """Model of a run vs the baselines; `overrides` are EvalConfig keys.
 
     `run` is a loaded run (`load_run`), or a run directory: then it is loaded and the result is
-    also written to DIR/eval.json (what `icl-figures compute_missing=true` relies on).
+    also written to DIR/eval.json (what `icl-figures compute_missing=true` relies on), with the
+    attention maps of one held-out prompt in DIR/attention.npz for the figures.
     """
-    from flax import nnx
-
-    from icl_regression.run import load_run
-
     run_dir = None if hasattr(run, "model") else Path(run)
     if run_dir is not None:
         run = load_run(run_dir)
     cfg = dataclasses.replace(cfg or EvalConfig(), **overrides)
     seed = run.config.seed if cfg.seed < 0 else cfg.seed
-    graphdef, state = nnx.split(run.model)
-    model = Partial(_MergedModel(graphdef), state)  # the parameters stay jit arguments
+    model = run.function()  # the parameters stay jit arguments
     out = {"run_dir": str(run.run_dir), "step": int(run.step),
            **evaluate_predictors(tasks.held_out_task(run.config.task), seed, cfg, model)}
     if run_dir is not None:
         write_eval_json(run_dir / "eval.json", out)
+        write_attention(run)
     return out
 
 

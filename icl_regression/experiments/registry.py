@@ -26,52 +26,13 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from icl_regression.config import CORRUPT_MODES, ConfigError
-from icl_regression.figures.style import FORMATS, write_atomically
-
-EXPERIMENTS = ("task_diversity", "scale", "prior_override", "corrupted_demos",
-               "order_sensitivity", "demo_selection", "long_context")
-
-
-class ExperimentSkipped(Exception):
-    """This run cannot serve this experiment; the message says why and what would."""
-
-
-@dataclass(frozen=True)
-class CorruptionOptions:
-    fractions: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
-    modes: tuple[str, ...] = ("noise", "other_w")
-    ridge_lam: float = 1.0  # the ridge line (shrinkage also damps outliers)
-    huber_delta: float = 0.1  # Huber threshold, in units of the label scale √(E y²)
-
-
-@dataclass(frozen=True)
-class OrderOptions:
-    permutations: int = 8  # random orders of the same demonstrations per prompt
-    prompts: int = 500
-    steps: tuple[int, ...] | None = None  # checkpoints to evaluate; None: all stored ones
-
-
-@dataclass(frozen=True)
-class SelectionOptions:
-    pool_points: int = 64  # labelled examples per prompt to choose the k demonstrations from
-
-
-@dataclass(frozen=True)
-class LongContextOptions:
-    n_points: int = 0  # 0: the positional table length (learned) or 3 × n_points (none)
-
-
-@dataclass(frozen=True)
-class ExperimentOptions:
-    n_prompts: int = 2000
-    seed: int = 0  # added to the run's seed for the evaluation prompts
-    corrupted_demos: CorruptionOptions = field(default_factory=CorruptionOptions)
-    order_sensitivity: OrderOptions = field(default_factory=OrderOptions)
-    demo_selection: SelectionOptions = field(default_factory=SelectionOptions)
-    long_context: LongContextOptions = field(default_factory=LongContextOptions)
-
-
-MULTI_RUN = ("task_diversity", "scale")  # figures that only make sense across a sweep
+from icl_regression.experiments.loops import EXPERIMENTS, LOOPS, MULTI_RUN
+from icl_regression.experiments.options import (
+    ExperimentOptions,
+    ExperimentSkipped,
+)
+from icl_regression.figures.style import FORMATS
+from icl_regression.storage import write_json
 
 
 @dataclass(frozen=True)
@@ -151,7 +112,7 @@ def stored_options(cfg: ExperimentsConfig) -> dict:
 
 
 @dataclass
-class Report:
+class ExperimentReport:
     records: list[dict] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # run dir -> why
@@ -190,23 +151,21 @@ def evaluate_one(run_dir: Path, cfg: ExperimentsConfig) -> dict:
     if not cfg.recompute and (record := _cached(path, options, latest)) is not None:
         return record
     start = time.perf_counter()
-    from icl_regression.experiments.loops import LOOPS
-
     run = _load(run_dir.resolve(), latest)
-    results = LOOPS[cfg.name](run, cfg.options)
+    results = LOOPS.get(cfg.name)(run, cfg.options)
     record = {"experiment": cfg.name, "run_dir": str(run_dir), "step": run.step,
               "options": options, "wall_s": time.perf_counter() - start, "results": results}
-    write_atomically(path, json.dumps(record, indent=1).encode())
+    write_json(path, record, indent=1)
     return record
 
 
-def run_experiment(cfg: ExperimentsConfig, log: Callable[[str], None] = print) -> Report:
+def run_experiment(cfg: ExperimentsConfig, log: Callable[[str], None] = print) -> ExperimentReport:
     """Numbers for every matched run, then the figure; returns what was done."""
-    from icl_regression.figures.experiments import FIGURES
+    from icl_regression.figures.experiments import EXPERIMENT_FIGURES
     from icl_regression.figures.stored_runs import RunRecord, discover_runs, run_labels
     from icl_regression.figures.style import save_figure
 
-    report = Report()
+    report = ExperimentReport()
     found = []
     for run_dir in tqdm(discover_runs(cfg.runs), desc=cfg.name, unit="run", file=sys.stderr):
         try:
@@ -223,15 +182,14 @@ def run_experiment(cfg: ExperimentsConfig, log: Callable[[str], None] = print) -
     if not report.records:
         return report
     out = Path(cfg.out)
-    write_atomically(out / f"{cfg.name}.json", json.dumps(report.records, indent=1).encode())
+    write_json(out / f"{cfg.name}.json", report.records, indent=1)
     report.written.append(out / f"{cfg.name}.json")
-    report.written += save_figure(FIGURES[cfg.name](report.records), out / cfg.name,
-                                  cfg.formats, cfg.dpi)
+    figure = EXPERIMENT_FIGURES.get(cfg.name)
+    report.written += save_figure(figure(report.records), out / cfg.name, cfg.formats, cfg.dpi)
     if cfg.per_run_plots and cfg.name not in MULTI_RUN:
         for record in report.records:
             stem = Path(record["run_dir"]) / "plots" / f"experiment_{cfg.name}"
-            report.written += save_figure(FIGURES[cfg.name]([record]), stem, cfg.formats,
-                                          cfg.dpi)
+            report.written += save_figure(figure([record]), stem, cfg.formats, cfg.dpi)
     log(f"{cfg.name}: {len(report.records)} runs; wrote {len(report.written)} files "
         f"(figure: {out / cfg.name}.{cfg.formats[0]})")
     return report

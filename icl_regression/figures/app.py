@@ -1,8 +1,10 @@
 """`python -m icl_regression.figures` / `icl-figures`: every figure, regenerated from stored runs.
 
 Reads run directories only (`.hydra/config.yaml`, `metrics.jsonl`, `eval.json`, `probes.json`,
-and `checkpoints/` for the attention maps); never trains. Missing eval.json/probes.json are
-computed only with `compute_missing=true`. Runs that cannot be drawn are listed with the reason.
+`attention.npz`); never imports JAX or model code. Missing analysis files are computed first by
+the analysis apps, as subprocesses: attention.npz whenever a trained run lacks it (one prompt),
+eval.json and probes.json only with `compute_missing=true`. Runs that cannot be drawn are listed
+with the reason.
 Options: conf/figures.yaml. `make_figures(FiguresConfig(...))` is the same thing without Hydra.
 """
 
@@ -14,12 +16,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from icl_regression.config import ConfigError
 from icl_regression.figures import plots, sweeps
+from icl_regression.figures.analysis_apps import compute_missing
+from icl_regression.figures.attention import plot_attention
 from icl_regression.figures.stored_runs import (
     RunRecord,
     bayes_lambda,
@@ -89,7 +92,7 @@ def figures_config(values: Mapping) -> FiguresConfig:
 
 
 @dataclass
-class Report:
+class FiguresReport:
     written: list[Path] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # run dir -> why nothing was drawn
     notes: dict[str, list[str]] = field(default_factory=dict)  # run dir -> figures left out
@@ -100,20 +103,11 @@ class FigureSkipped(Exception):
 
 
 def _attention_figure(record: RunRecord, options: AttentionOptions) -> Figure:
-    if not (record.path / "checkpoints").is_dir():
-        raise FigureSkipped("no checkpoints/")
-    try:
-        from icl_regression.run import load_run
-    except ImportError as error:
-        raise FigureSkipped(f"needs icl_regression.run.load_run, not available ({error})") \
-            from error
-    import jax
-
-    run = load_run(record.path)
-    xs, ys, _ = run.sample(jax.random.key(options.seed), 1)  # (1, n, d), (1, n)
-    attention = np.asarray(run.intermediates(xs, ys)["attention"])[:, 0]  # (L, H, T, T)
-    labels = plots.token_labels(attention.shape[-1], run.x_positions, run.y_positions)
-    return plots.plot_attention(attention, options.layers, options.heads, labels)
+    stored = record.attention
+    if stored is None:
+        raise FigureSkipped("no attention.npz (written from a trained run's checkpoints/)")
+    return plot_attention(stored["attention"], options.layers, options.heads,
+                          stored["token_labels"])
 
 
 def chosen_setting(record: RunRecord, name: str | None, needs: str) -> dict:
@@ -136,7 +130,7 @@ def run_figures(record: RunRecord, options: FiguresConfig
         yield "training_curves", lambda: plots.plot_training_curves(
             record.metrics, model_label=label)
     if record.eval:
-        lam = bayes_lambda(record.config)
+        lam = bayes_lambda(record.eval)
         common = dict(model_label=label, bayes_lambda=lam, d=d)
         yield "error_vs_k", lambda: plots.plot_error_curves(
             record.eval["settings"], options.baselines, n_prompts=record.eval.get("n_prompts"),
@@ -185,7 +179,7 @@ def _sweep_figures(records: Sequence[RunRecord], options: FiguresConfig
             chosen = list(options.baselines or default_baselines(list(spd_of(runs[0])[1])))
             depths, best, best_spd = sweeps.closest_baselines(spd, chosen)
             return sweeps.plot_depth_sweep(depths, spd_of(runs[0])[0], chosen, best, best_spd,
-                                           bayes_lambda=bayes_lambda(runs[0].config))
+                                           bayes_lambda=bayes_lambda(runs[0].eval))
         yield name, depth
 
     for group in sweeps.group_sweeps(configs, "task.noise_std"):
@@ -199,13 +193,13 @@ def _sweep_figures(records: Sequence[RunRecord], options: FiguresConfig
                 if lams.size == 0:
                     raise FigureSkipped(f"{run.path}: no ridge(lam=…) entries in eval.json spd")
                 entries.append(dict(noise_std=run.config["task"]["noise_std"], lams=lams,
-                                    spd=spd, bayes_lambda=bayes_lambda(run.config) or 0.0))
+                                    spd=spd, bayes_lambda=bayes_lambda(run.eval) or 0.0))
             return sweeps.plot_noise_sweep(entries)
         yield name, noise
 
 
 def _draw(name: str, build: Callable[[], Figure], folders: Sequence[Path],
-          options: FiguresConfig, report: Report, notes: list[str]) -> None:
+          options: FiguresConfig, report: FiguresReport, notes: list[str]) -> None:
     try:
         figure = build()
     except FigureSkipped as why:
@@ -218,12 +212,13 @@ def _draw(name: str, build: Callable[[], Figure], folders: Sequence[Path],
                                   options.dpi)
 
 
-def make_figures(options: FiguresConfig, log: Callable[[str], None] = print) -> Report:
+def make_figures(options: FiguresConfig, log: Callable[[str], None] = print) -> FiguresReport:
     """Draw every figure for the runs matched by `options.runs`; return what was done."""
-    report = Report()
+    report = FiguresReport()
     records = []
     for run_dir in discover_runs(options.runs):
-        loaded = load_record(run_dir, options.compute_missing)
+        compute_missing(run_dir, options, log)
+        loaded = load_record(run_dir)
         if isinstance(loaded, str):
             report.skipped[str(run_dir)] = loaded
         else:

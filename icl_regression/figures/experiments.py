@@ -1,17 +1,16 @@
-"""One figure per experiment, from the JSON records that `experiment_loops` produced.
+"""One figure per experiment, from the JSON records the experiment loops wrote.
 
 Each function takes a list of records (`{"label", "step", "results": {...}}`, one per run) and
-returns a pyplot-free Figure in the project style; `plot_style.save_figure` writes it. Models
+returns a pyplot-free Figure in the project style; `style.save_figure` writes it. Models
 of different sizes or training settings get ordered colours (viridis); baselines keep their
 family colour and a broken line in every figure.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
-from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from icl_regression.figures.plots import K_LABEL, curve
@@ -20,38 +19,17 @@ from icl_regression.figures.style import (
     FAMILY_COLOURS,
     FULL_WIDTH,
     GREY,
-    OKABE_ITO,
     ONE_COLUMN,
+    baseline_style,
+    model_colours,
     new_figure,
-    predictor_label,
     styled,
 )
+from icl_regression.registry import Registry
 
 ERROR_LABEL = "squared error / zero pred."
-BASELINE_STYLES = {  # name -> (colour, linestyle, legend label)
-    "ols": (FAMILY_COLOURS["ols"], "--", predictor_label("ols")),
-    "averaging": (FAMILY_COLOURS["averaging"], "-.", predictor_label("averaging")),
-    "ridge(lam=bayes)": (FAMILY_COLOURS["ridge"], ":", "ridge, Bayes λ*"),
-    "dmmse": ("#B8A800", "-.", predictor_label("dmmse")),  # darker than Okabe–Ito yellow
-    "huber": (OKABE_ITO["green"], "-.", "Huber (IRLS)"),
-    "prior_mean": (GREY, ":", "prior mean x·μ (ignores context)"),
-    "bayes_train_prior": (FAMILY_COLOURS["ridge"], "-.", "Bayes under training prior"),
-}
-
-
-def baseline_style(name: str) -> tuple[str, object, str]:
-    if name.startswith("ridge(lam=") and name not in BASELINE_STYLES:
-        return FAMILY_COLOURS["ridge"], ":", predictor_label(name)
-    return BASELINE_STYLES.get(name, (GREY, "--", name))
-
-
-def model_colours(count: int) -> list:
-    """Black for one model; ordered viridis shades (no pale end) for several."""
-    if count == 1:
-        return [FAMILY_COLOURS["model"]]
-    return [colormaps["viridis"](x) for x in np.linspace(0.0, 0.85, count)]
-
-
+# experiment name (as icl_regression.experiments registers it) -> records -> Figure
+EXPERIMENT_FIGURES: Registry[Callable[[Sequence[Mapping]], Figure]] = Registry("experiment figure")
 def _line(ax, xs, value, colour, linestyle="-", label=None, band=True, marker=None, lw=1.2):
     mean, lo, hi = curve(value)
     ax.plot(xs, mean, color=colour, ls=linestyle, label=label, marker=marker, ms=3, lw=lw)
@@ -89,6 +67,7 @@ def _results(records: Sequence[Mapping]) -> list[Mapping]:
     return [r["results"] for r in records]
 
 
+@EXPERIMENT_FIGURES.register("task_diversity")
 @styled
 def plot_task_diversity(records: Sequence[Mapping]) -> Figure:
     """Error on fresh tasks vs pool size M, and SPD to dMMSE and to ridge λ* vs M."""
@@ -129,6 +108,7 @@ def plot_task_diversity(records: Sequence[Mapping]) -> Figure:
     return fig
 
 
+@EXPERIMENT_FIGURES.register("scale")
 @styled
 def plot_scale(records: Sequence[Mapping]) -> Figure:
     """Error at k = d/2, d, 2d vs parameter count; least squares and averaging as lines."""
@@ -158,6 +138,7 @@ def plot_scale(records: Sequence[Mapping]) -> Figure:
     return fig
 
 
+@EXPERIMENT_FIGURES.register("prior_override")
 @styled
 def plot_prior_override(records: Sequence[Mapping]) -> Figure:
     """Tasks around −μ after training around +μ: error and SPD to the prior-mean predictor
@@ -191,6 +172,7 @@ def plot_prior_override(records: Sequence[Mapping]) -> Figure:
     return fig
 
 
+@EXPERIMENT_FIGURES.register("corrupted_demos")
 @styled
 def plot_corrupted_demos(records: Sequence[Mapping]) -> Figure:
     """Error at the last query vs the fraction of corrupted demonstration labels."""
@@ -220,6 +202,7 @@ def plot_corrupted_demos(records: Sequence[Mapping]) -> Figure:
     return fig
 
 
+@EXPERIMENT_FIGURES.register("order_sensitivity")
 @styled
 def plot_order_sensitivity(records: Sequence[Mapping]) -> Figure:
     """Variance of the prediction over orders of the same demonstrations: vs k per checkpoint
@@ -255,6 +238,7 @@ def plot_order_sensitivity(records: Sequence[Mapping]) -> Figure:
     return fig
 
 
+@EXPERIMENT_FIGURES.register("demo_selection")
 @styled
 def plot_demo_selection(records: Sequence[Mapping]) -> Figure:
     """Error vs k with the k nearest vs k random pool examples as demonstrations."""
@@ -282,6 +266,7 @@ def plot_demo_selection(records: Sequence[Mapping]) -> Figure:
     return fig
 
 
+@EXPERIMENT_FIGURES.register("long_context")
 @styled
 def plot_long_context(records: Sequence[Mapping]) -> Figure:
     """Error vs k beyond the training length (shaded)."""
@@ -309,7 +294,3 @@ def plot_long_context(records: Sequence[Mapping]) -> Figure:
     return fig
 
 
-FIGURES = {"task_diversity": plot_task_diversity, "scale": plot_scale,
-           "prior_override": plot_prior_override, "corrupted_demos": plot_corrupted_demos,
-           "order_sensitivity": plot_order_sensitivity, "demo_selection": plot_demo_selection,
-           "long_context": plot_long_context}

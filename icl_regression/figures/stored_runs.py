@@ -1,8 +1,8 @@
-"""Reading stored run directories for the figures: discovery, files, labels. Never computes,
-except `eval.json`/`probes.json` when the caller asks (`compute_missing`).
+"""Reading stored run directories for the figures: discovery, files, labels. Never computes
+(the figures CLI runs the analysis apps first when asked: `compute_missing`).
 
 A run directory holds `config.json` (and `.hydra/config.yaml` when Hydra made it),
-`metrics.jsonl`, `eval.json`, `probes.json`, `checkpoints/` and `plots/`;
+`metrics.jsonl`, `eval.json`, `probes.json`, `attention.npz`, `checkpoints/` and `plots/`;
 a multirun folder holds several of them, one per job.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import importlib
 import json
 import os
 import re
@@ -20,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from icl_regression.config import ConfigError, TaskConfig
+from icl_regression.config import ConfigError
+from icl_regression.figures.attention import read_attention
+from icl_regression.storage import load_config, read_jsonl
 
 RUN_FILES = ("config.json", "metrics.jsonl", "eval.json", "probes.json")
 NOT_RUNS = {".hydra", "checkpoints", "plots"}  # sub-folders of a run, never searched
@@ -33,6 +34,7 @@ class RunRecord:
     metrics: list[dict] | None = None
     eval: dict | None = None
     probes: dict | None = None
+    attention: dict | None = None  # attention.npz: one prompt's (L, H, T, T) and labels
     notes: list[str] = field(default_factory=list)  # figures not drawn, and why
     label: str = ""
 
@@ -63,39 +65,8 @@ def _read_json(path: Path, notes: list[str]) -> dict | None:
         return None
 
 
-def _read_metrics(path: Path, notes: list[str]) -> list[dict] | None:
-    if not path.is_file():
-        return None
-    records = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        try:
-            records.append(json.loads(line))
-        except ValueError:  # a run killed mid-write leaves a partial last line
-            notes.append(f"metrics.jsonl line {number} unreadable; using the {len(records)} "
-                         "lines before it")
-            break
-    return records or None
-
-
-def _compute(run_dir: Path, module: str, function: str, notes: list[str]) -> None:
-    """Call icl_regression.<module>.<function>(run_dir), imported only when asked for."""
-    try:
-        compute = getattr(importlib.import_module(f"icl_regression.{module}"), function)
-    except (ImportError, AttributeError) as error:
-        notes.append(f"compute_missing: icl_regression.{module}.{function} is not available "
-                     f"({error})")
-        return
-    try:
-        compute(str(run_dir))
-    except Exception as error:  # one broken run must not stop the figures of the others
-        notes.append(f"compute_missing: {module}.{function} failed ({type(error).__name__}: "
-                     f"{error})")
-
-
-def load_record(run_dir: Path, compute_missing: bool = False) -> RunRecord | str:
+def load_record(run_dir: Path) -> RunRecord | str:
     """Everything a run directory holds for the figures, or the reason it cannot be drawn."""
-    from icl_regression.run import load_config
-
     try:
         config = dataclasses.asdict(load_config(run_dir))
     except FileNotFoundError:
@@ -103,17 +74,17 @@ def load_record(run_dir: Path, compute_missing: bool = False) -> RunRecord | str
     except Exception as error:
         return f"run config unreadable ({error})"
     record = RunRecord(run_dir, config)
-    record.metrics = _read_metrics(run_dir / "metrics.jsonl", record.notes)
-    computed = (("eval", "eval.json", "evaluate.runner", "evaluate_run"),
-                ("probes", "probes.json", "probes.runner", "probe_run"))
-    for attr, filename, module, function in computed:
+    metrics = run_dir / "metrics.jsonl"
+    record.metrics = (read_jsonl(metrics, record.notes) or None) if metrics.is_file() else None
+    for attr, filename in (("eval", "eval.json"), ("probes", "probes.json")):
         value = _read_json(run_dir / filename, record.notes)
-        if value is None and compute_missing:
-            _compute(run_dir, module, function, record.notes)
-            value = _read_json(run_dir / filename, record.notes)
-        elif value is None:
+        if value is None:
             record.notes.append(f"no {filename} (compute_missing=true computes it)")
         setattr(record, attr, value)
+    try:
+        record.attention = read_attention(run_dir)
+    except (OSError, ValueError, KeyError) as error:
+        record.notes.append(f"attention.npz unreadable ({error})")
     if record.metrics is None and record.eval is None and record.probes is None:
         unreadable = [n for n in record.notes if "unreadable" in n]
         return "nothing to plot: no metrics.jsonl, eval.json or probes.json" + (
@@ -141,14 +112,9 @@ def model_label(config: Mapping) -> str:
     return f"{name}, {model['n_layer']} layers" if "n_layer" in model else str(name)
 
 
-def bayes_lambda(config: Mapping) -> float | None:
-    """λ* of the run's task via tasks.bayes_ridge_lambda (imported here: it brings in JAX)."""
-    from icl_regression.data.tasks import bayes_ridge_lambda
-
-    known = {f.name for f in dataclasses.fields(TaskConfig)}
-    try:
-        task = TaskConfig(**{k: v for k, v in config.get("task", {}).items() if k in known})
-        value = bayes_ridge_lambda(task)
-    except (TypeError, ValueError):
-        return None
-    return value if np.isfinite(value) else None
+def bayes_lambda(eval_json: Mapping | None) -> float | None:
+    """λ* of the run's task, as evaluation stored it (the `ridge(lam=bayes)` predictor's λ);
+    None when the task has no finite positive λ* (evaluation then leaves that predictor out)."""
+    predictor = ((eval_json or {}).get("predictors") or {}).get("ridge(lam=bayes)") or {}
+    lam = (predictor.get("params") or {}).get("lam")
+    return float(lam) if isinstance(lam, (int, float)) and np.isfinite(lam) else None

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import functools
 import io
-import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
+
+from icl_regression.storage import write_atomically
 
 MODEL = "model"  # the trained network's key in eval.json's error dict
 
@@ -72,20 +74,6 @@ def new_figure(width: float, height: float) -> Figure:
 _METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer": None},
              "svg": {"Date": None}}
 FORMATS = tuple(_METADATA)
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Temp file in the same folder + os.replace: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.chmod(tmp, 0o644)  # mkstemp makes files owner-only
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def save_figure(fig: Figure, stems: Path | Sequence[Path], formats: Sequence[str] = ("png", "pdf"),
@@ -209,3 +197,31 @@ def distinct_colours(names: Sequence[str]) -> list[str]:
             colour = next((c for c in candidates if c not in colours), GREY)
         colours.append(colour)
     return colours
+
+
+# ---- experiment figures: fixed styles for their baselines, ordered colours for models ----
+
+# The experiment figures' predictors: name -> (colour, linestyle, legend label).
+BASELINE_STYLES = {
+    "ols": (FAMILY_COLOURS["ols"], "--", predictor_label("ols")),
+    "averaging": (FAMILY_COLOURS["averaging"], "-.", predictor_label("averaging")),
+    "ridge(lam=bayes)": (FAMILY_COLOURS["ridge"], ":", "ridge, Bayes λ*"),
+    "dmmse": ("#B8A800", "-.", predictor_label("dmmse")),  # darker than Okabe–Ito yellow
+    "huber": (OKABE_ITO["green"], "-.", "Huber (IRLS)"),
+    "prior_mean": (GREY, ":", "prior mean x·μ (ignores context)"),
+    "bayes_train_prior": (FAMILY_COLOURS["ridge"], "-.", "Bayes under training prior"),
+}
+
+
+def baseline_style(name: str) -> tuple[str, object, str]:
+    """(colour, linestyle, legend label) of a baseline in the experiment figures."""
+    if name.startswith("ridge(lam=") and name not in BASELINE_STYLES:
+        return FAMILY_COLOURS["ridge"], ":", predictor_label(name)
+    return BASELINE_STYLES.get(name, (GREY, "--", name))
+
+
+def model_colours(count: int) -> list:
+    """Black for one model; ordered viridis shades (no pale end) for several."""
+    if count == 1:
+        return [FAMILY_COLOURS["model"]]
+    return [colormaps["viridis"](x) for x in np.linspace(0.0, 0.85, count)]

@@ -19,17 +19,11 @@ from flax import nnx
 
 from icl_regression.config import ModelConfig, TaskConfig
 from icl_regression.data import tokens
-
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-
-
-def _layer_norm(h: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array:
-    h32 = h.astype(jnp.float32)  # statistics in float32 whatever the compute dtype
-    mean = h32.mean(-1, keepdims=True)
-    var = jnp.square(h32 - mean).mean(-1, keepdims=True)
-    return ((h32 - mean) * jax.lax.rsqrt(var + 1e-5) * scale + bias).astype(h.dtype)
+from icl_regression.models.layers import DTYPES, layer_norm
+from icl_regression.models.registry import MODELS
 
 
+@MODELS.register("gpt")
 class GPT(nnx.Module):
     """`model(xs, ys) -> preds (B, n)`; `model.intermediates(xs, ys)` adds hidden states."""
 
@@ -76,7 +70,7 @@ class GPT(nnx.Module):
         """One pre-LN block. h (B, T, D) -> (B, T, D), attention (B, H, T, T) or None."""
         batch, seq, width = h.shape
         head_dim = width // self.n_head
-        a = _layer_norm(h, layer["ln1_scale"], layer["ln1_bias"])
+        a = layer_norm(h, layer["ln1_scale"], layer["ln1_bias"])
         qkv = a @ layer["w_qkv"] + layer["b_qkv"]  # (B, T, 3D)
         q, k, v = jnp.split(qkv.reshape(batch, seq, 3 * self.n_head, head_dim), 3, axis=2)
         logits = jnp.einsum("bqhc,bkhc->bhqk", q, k) / math.sqrt(head_dim)  # (B, H, T, T)
@@ -85,7 +79,7 @@ class GPT(nnx.Module):
         weights = jax.nn.softmax(logits, axis=-1).astype(h.dtype)  # (B, H, T, T)
         mixed = jnp.einsum("bhqk,bkhc->bqhc", weights, v).reshape(batch, seq, width)
         h = h + mixed @ layer["w_attn_out"] + layer["b_attn_out"]  # (B, T, D)
-        m = _layer_norm(h, layer["ln2_scale"], layer["ln2_bias"])
+        m = layer_norm(h, layer["ln2_scale"], layer["ln2_bias"])
         m = jax.nn.gelu(m @ layer["w_fc"] + layer["b_fc"])  # (B, T, 4D)
         h = h + m @ layer["w_proj"] + layer["b_proj"]  # (B, T, D)
         return h, (weights if with_attention else None)
@@ -107,7 +101,7 @@ class GPT(nnx.Module):
 
         h0 = h
         h, per_layer = jax.lax.scan(body, h, stacked, unroll=self.scan_unroll)
-        out = _layer_norm(h, cast(self.lnf_scale), cast(self.lnf_bias))
+        out = layer_norm(h, cast(self.lnf_scale), cast(self.lnf_bias))
         token_preds = (out @ cast(self.read_out) + cast(self.read_out_bias))[..., 0]  # (B, T)
         preds = token_preds[:, tokens.x_positions(self.encoding, xs.shape[1])]  # (B, n)
         if not capture:

@@ -38,18 +38,13 @@ import numpy as np
 from flax import nnx
 
 from icl_regression.config import ModelConfig, TaskConfig
+from icl_regression.models.layers import DTYPES, layer_norm
+from icl_regression.models.registry import MODELS
 
 HIGHEST = jax.lax.Precision.HIGHEST
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 ATTENTION_KEYS = ("w_kq", "w_pv")
 MLP_KEYS = ("w_fc", "b_fc", "w_proj", "b_proj")
 LN_KEYS = ("ln1_scale", "ln1_bias", "ln2_scale", "ln2_bias")
-
-
-def _layer_norm(h: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array:
-    mean = h.mean(-1, keepdims=True)
-    var = jnp.square(h - mean).mean(-1, keepdims=True)
-    return (h - mean) * jax.lax.rsqrt(var + 1e-5) * scale + bias
 
 
 def _layer(state, layer: dict, mask: jax.Array, use_mlp: bool, use_layernorm: bool):
@@ -58,7 +53,7 @@ def _layer(state, layer: dict, mask: jax.Array, use_mlp: bool, use_layernorm: bo
     Returns the new state and the query's scores on its context keys (B, H, P, n)."""
     context, query = state
     tokens = jnp.concatenate([context, query[:, :, None]], 2)  # (B, P, n+1, D)
-    a = _layer_norm(tokens, layer["ln1_scale"], layer["ln1_bias"]) if use_layernorm else tokens
+    a = layer_norm(tokens, layer["ln1_scale"], layer["ln1_bias"]) if use_layernorm else tokens
     keys = a[:, :, :-1] * mask[None, :, :, None]  # (B, P, n, D): only this pass's context
     cov = jnp.einsum("bpjd,bpje->bpde", keys, a[:, :, :-1], precision=HIGHEST)  # (B, P, D, D)
     # sum_h W_PV^h C W_KQ^h, one (D, D) map per pass applied to every token of the pass
@@ -68,7 +63,7 @@ def _layer(state, layer: dict, mask: jax.Array, use_mlp: bool, use_layernorm: bo
     scores = jnp.einsum("bpjd,hde,bpe->bhpj", keys, layer["w_kq"], a[:, :, -1],
                         precision=HIGHEST)  # (B, H, P, n); zero off the pass's context
     if use_mlp:
-        m = _layer_norm(tokens, layer["ln2_scale"], layer["ln2_bias"]) if use_layernorm else tokens
+        m = layer_norm(tokens, layer["ln2_scale"], layer["ln2_bias"]) if use_layernorm else tokens
         m = jax.nn.gelu(m @ layer["w_fc"] + layer["b_fc"])  # (B, P, n+1, hidden)
         tokens = tokens + m @ layer["w_proj"] + layer["b_proj"]
     return (tokens[:, :, :-1], tokens[:, :, -1]), scores
@@ -117,6 +112,7 @@ def _lsa_forward(params: dict, xs: jax.Array, ys: jax.Array, *, n_layer: int,
     return preds, {"residuals": residuals, "attention": per_layer[1]}
 
 
+@MODELS.register("lsa")
 class LSA(nnx.Module):
     """`model(xs, ys) -> preds (B, n)`; `model.intermediates(xs, ys)` adds hidden states."""
 

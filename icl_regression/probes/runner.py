@@ -13,33 +13,24 @@ Options: conf/probes.yaml; `ProbeOptions` is the same without Hydra.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 from tqdm.auto import tqdm
 
-from icl_regression.baselines import tune_gd_eta
 from icl_regression.config import ConfigError
 from icl_regression.data import tasks
-from icl_regression.probes.families import LINEAR_ALPHAS, PROBES, FitOptions, Split, fit_probes
-from icl_regression.probes.targets import (
-    TARGETS,
-    all_prefix_targets,
-    prefix_lengths,
-    sample_probe_prompts,
-    targets_at_positions,
-    token_kinds,
-)
+from icl_regression.probes.families import LINEAR_ALPHAS, PROBES, FitOptions, fit_probes
+from icl_regression.probes.summary import best_layers, format_probe_summary
+from icl_regression.probes.targets import TARGETS, ProbeData, probe_data, token_kinds
 from icl_regression.run import Run, load_run
+from icl_regression.storage import finite_or_none, write_json
 
+__all__ = ["ProbeOptions", "best_layers", "format_probe_summary", "probe_options", "probe_run"]
 SCHEMA_VERSION = 1
 POSITION_SETS = ("x", "y")  # positions=x: every query token; positions=y: every y token
 
@@ -140,36 +131,68 @@ def _as_run(run: str | Path | Run) -> Run:
     return run if isinstance(run, Run) else load_run(run)
 
 
-@partial(jax.jit, static_argnames=("graphdef", "layers", "n_tokens"))
-def _residuals(graphdef, state, xs, ys, layers, n_tokens):
-    residuals = nnx.merge(graphdef, state).intermediates(xs, ys)["residuals"]  # (L+1, B, T, D)
-    return residuals[np.asarray(layers), :, :n_tokens]
-
-
 def capture(run: Run, xs: jax.Array, ys: jax.Array, layers: Sequence[int], n_tokens: int,
             batch: int) -> np.ndarray:
-    """Residual stream at the chosen layers, tokens 0..n_tokens-1: (L, N, T, D) float32.
-
-    Calls the model's `intermediates` (what `run.intermediates` wraps) through one jitted
-    function keyed on the model's graph, so the probed run and its controls (same graph) share
-    a compilation; the last chunk is padded to the chunk size for the same reason.
-    """
-    graphdef, state = nnx.split(run.model)
-    n_prompts, batch = xs.shape[0], min(batch, xs.shape[0])
-    chunks = []
-    for start in range(0, n_prompts, batch):
-        pad = max(start + batch - n_prompts, 0)
-        xs_chunk = jnp.pad(xs[start:start + batch], ((0, pad), (0, 0), (0, 0)))
-        ys_chunk = jnp.pad(ys[start:start + batch], ((0, pad), (0, 0)))
-        chunk = _residuals(graphdef, state, xs_chunk, ys_chunk, tuple(layers), n_tokens)
-        chunks.append(np.asarray(chunk, np.float32)[:, :batch - pad])
-    return np.concatenate(chunks, axis=1)
+    """Residual stream at the chosen layers, tokens 0..n_tokens-1: (L, N, T, D) float32; the
+    probed run and its controls (same graph) share one compilation of Run's forward."""
+    return run.residuals(xs, ys, layers, n_tokens, batch)
 
 
-def _jsonable(values: np.ndarray) -> list:
-    """Nested lists; NaN (undefined, e.g. R² of a constant target) becomes null."""
-    return [_jsonable(v) for v in values] if values.ndim else (
-        None if not np.isfinite(values) else float(values))
+def _models(run: Run, options: ProbeOptions, control_run) -> dict[str, Run]:
+    """Score prefix -> model: the run (""), its untrained twin, the fixed-w control."""
+    models = {"": run}
+    if options.untrained_control:
+        models["control_"] = run.untrained(run.config.seed + 1)
+    if control_run is not None:
+        fixed = _as_run(control_run)
+        if _depth_and_length(fixed) != _depth_and_length(run) or (
+                fixed.config.task.d != run.config.task.d):
+            raise ConfigError(f"control_run_dir={str(fixed.run_dir)!r} is not allowed; its layers"
+                              ", tokens and task.d must match the probed run's")
+        models["fixed_w_"] = fixed
+    return models
+
+
+def _scores(models: dict[str, Run], data: ProbeData, options: ProbeOptions, layers: list[int],
+            positions: list[int]) -> dict:
+    """(model prefix, probe family) -> (r2, mse), each (G, L, P)."""
+    scores = {}
+    bar = tqdm(total=len(models) * (1 + len(options.probes)), desc="probes", unit="stage",
+               disable=not options.progress, file=sys.stderr)
+    for prefix_name, model in models.items():
+        bar.set_postfix(model=prefix_name.rstrip("_") or "trained", stage="capture")
+        acts = capture(model, data.xs, data.ys, layers, max(positions) + 1,
+                       options.capture_batch)  # (L, N, T, D)
+        bar.update()
+        for family in options.probes:
+            bar.set_postfix(model=prefix_name.rstrip("_") or "trained", stage=family)
+            fit_options = getattr(options, family, FitOptions())
+            scores[prefix_name, family] = fit_probes(
+                family, acts, np.asarray(positions), data.targets, data.split, fit_options,
+                jax.random.fold_in(data.fit_key, PROBES.index(family)), options.progress)
+            bar.update()
+    bar.close()
+    return scores
+
+
+def _target_scores(scores: dict, models: dict, options: ProbeOptions) -> dict:
+    """probes.json "targets": per target and family the run's R²/MSE, each control's, and the
+    selectivity (R² minus the control's)."""
+    out: dict = {}
+    for g, target in enumerate(options.targets):
+        out[target] = entry = {}
+        for family in options.probes:
+            r2, mse = scores["", family]
+            entry[family] = cell = {"r2": finite_or_none(r2[g]), "mse": finite_or_none(mse[g])}
+            for prefix_name in models:
+                if prefix_name:
+                    control_r2, control_mse = scores[prefix_name, family]
+                    cell[f"{prefix_name}r2"] = finite_or_none(control_r2[g])
+                    cell[f"{prefix_name}mse"] = finite_or_none(control_mse[g])
+                    selectivity = "selectivity" if prefix_name == "control_" else (
+                        f"{prefix_name}selectivity")
+                    cell[selectivity] = finite_or_none(r2[g] - control_r2[g])
+    return out
 
 
 def probe_run(run: str | Path | Run, options: ProbeOptions | None = None,
@@ -184,131 +207,32 @@ def probe_run(run: str | Path | Run, options: ProbeOptions | None = None,
     options = dataclasses.replace(options or ProbeOptions(), **overrides)
     run = _as_run(run)
     layers, positions = _resolve(run, options)
-    models = {"": run}
-    if options.untrained_control:
-        models["control_"] = run.untrained(run.config.seed + 1)
-    if control_run is not None:
-        fixed = _as_run(control_run)
-        if _depth_and_length(fixed) != _depth_and_length(run) or (
-                fixed.config.task.d != run.config.task.d):
-            raise ConfigError(f"control_run_dir={str(fixed.run_dir)!r} is not allowed; its layers"
-                              ", tokens and task.d must match the probed run's")
-        models["fixed_w_"] = fixed
-    task, seed = tasks.held_out_task(run.config.task), run.config.seed
-
-    key = jax.random.fold_in(tasks.stream_key(seed, "probe"), options.seed)
-    prompt_key, fit_key = jax.random.split(key)
-    xs, ys, ws, eta_xs, eta_ys = sample_probe_prompts(prompt_key, task, options.n_prompts, seed)
-    n_tokens = max(positions) + 1
-    k_of_token = prefix_lengths(run.x_positions, run.y_positions, n_tokens)  # (T,)
-    ks = k_of_token[positions]  # (P,)
-    ridge_lambda = tasks.bayes_ridge_lambda(task)
-    gd_eta = np.asarray(tune_gd_eta(eta_xs, eta_ys))  # (n + 1,): η*_k for k = 0..n
-    prefix = all_prefix_targets(xs, ys, ws, options.targets, ridge_lambda, gd_eta)
-    targets = targets_at_positions(prefix, ks, options.targets)  # (G, N, P, d)
-    split = Split.random((seed, options.seed), options.n_prompts)
-
-    scores = {}
-    bar = tqdm(total=len(models) * (1 + len(options.probes)), desc="probes", unit="stage",
-               disable=not options.progress, file=sys.stderr)
-    for prefix_name, model in models.items():
-        bar.set_postfix(model=prefix_name.rstrip("_") or "trained", stage="capture")
-        acts = capture(model, xs, ys, layers, n_tokens, options.capture_batch)  # (L, N, T, D)
-        bar.update()
-        for family in options.probes:
-            bar.set_postfix(model=prefix_name.rstrip("_") or "trained", stage=family)
-            fit_options = getattr(options, family, FitOptions())
-            scores[prefix_name, family] = fit_probes(
-                family, acts, np.asarray(positions), targets, split, fit_options,
-                jax.random.fold_in(fit_key, PROBES.index(family)), options.progress)
-            bar.update()
-    bar.close()
-
+    models = _models(run, options, control_run)
+    data = probe_data(run, options.targets, options.n_prompts, options.seed, positions)
+    scores = _scores(models, data, options, layers, positions)
+    task, seed, split = tasks.held_out_task(run.config.task), run.config.seed, data.split
+    kinds = token_kinds(run.x_positions, run.y_positions, max(positions) + 1)
+    fixed = models.get("fixed_w_")
     result = {
         "schema_version": SCHEMA_VERSION, "run_dir": str(run.run_dir), "step": run.step,
         "encoding": run.config.model.encoding, "d": task.d, "n_points": task.n_points,
         "n_prompts": options.n_prompts, "seed": options.seed,
         "split": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
-        "layers": layers, "positions": positions, "k": [int(k) for k in ks],
-        "token_kinds": [token_kinds(run.x_positions, run.y_positions, n_tokens)[t]
-                        for t in positions],
-        "ridge_lambda": ridge_lambda if np.isfinite(ridge_lambda) else None,
-        "gd_eta": _jsonable(gd_eta),
+        "layers": layers, "positions": positions, "k": [int(k) for k in data.ks],
+        "token_kinds": [kinds[t] for t in positions],
+        "ridge_lambda": data.ridge_lambda if np.isfinite(data.ridge_lambda) else None,
+        "gd_eta": finite_or_none(data.gd_eta),
         "controls": {
             "untrained": {"seed": seed + 1} if options.untrained_control else None,
-            "fixed_w": ({"run_dir": str(models["fixed_w_"].run_dir),
-                         "step": models["fixed_w_"].step} if "fixed_w_" in models else None)},
+            "fixed_w": {"run_dir": str(fixed.run_dir), "step": fixed.step} if fixed else None},
         "fit": {"linear_alphas": LINEAR_ALPHAS.tolist(),
                 "mlp": dataclasses.asdict(options.mlp),
                 "attention": dataclasses.asdict(options.attention)},
-        "targets": {},
+        "targets": _target_scores(scores, models, options),
     }
-    for g, target in enumerate(options.targets):
-        result["targets"][target] = entry = {}
-        for family in options.probes:
-            r2, mse = scores["", family]
-            entry[family] = out = {"r2": _jsonable(r2[g]), "mse": _jsonable(mse[g])}
-            for prefix_name in models:
-                if prefix_name:
-                    control_r2, control_mse = scores[prefix_name, family]
-                    out[f"{prefix_name}r2"] = _jsonable(control_r2[g])
-                    out[f"{prefix_name}mse"] = _jsonable(control_mse[g])
-                    selectivity = "selectivity" if prefix_name == "control_" else (
-                        f"{prefix_name}selectivity")
-                    out[selectivity] = _jsonable(r2[g] - control_r2[g])
     if write:
-        from icl_regression.figures.style import write_atomically
-
-        write_atomically(run.run_dir / "probes.json",
-                         (json.dumps(result, indent=1) + "\n").encode())
+        write_json(run.run_dir / "probes.json", result)
     return result
-
-
-def _column_for_k(result: dict, k: int) -> int | None:
-    """Index of the probed position with k pairs seen, preferring a query (x) token."""
-    columns = [i for i, kk in enumerate(result["k"]) if kk == k]
-    queries = [i for i in columns if result["token_kinds"][i] == "x"]
-    return (queries or columns or [None])[0]
-
-
-def best_layers(result: dict, ks: Sequence[int], probe: str = "linear") -> dict:
-    """{target: {k: {layer, position, r2, control_r2, fixed_w_r2} | None}} from probes.json:
-    the layer with the highest held-out R² at the token that has seen k pairs."""
-    as_float = lambda rows, col: np.array([np.nan if r[col] is None else r[col] for r in rows])
-    summary: dict = {}
-    for target, families in result["targets"].items():
-        scores = families.get(probe)
-        summary[target] = {}
-        for k in ks:
-            col = _column_for_k(result, k)
-            r2 = as_float(scores["r2"], col) if scores and col is not None else np.array([np.nan])
-            if np.all(np.isnan(r2)):
-                summary[target][k] = None
-                continue
-            best = int(np.nanargmax(r2))
-            summary[target][k] = {"layer": result["layers"][best],
-                                  "position": result["positions"][col], "r2": float(r2[best])}
-            for control in ("control_r2", "fixed_w_r2"):
-                if control in scores:
-                    summary[target][k][control] = float(as_float(scores[control], col)[best])
-    return summary
-
-
-def format_probe_summary(result: dict, d: int | None = None, probe: str = "linear") -> str:
-    """A plain-text table: per target, the best layer (highest held-out R²) at k = d and k = 2d,
-    its R², and the controls' R² at that layer."""
-    d = result["d"] if d is None else d
-    lines = [f"{probe} probes: best layer per target (0 = embedding), held-out R²",
-             f"{'target':8} {'k':>3} {'layer':>5} {'trained':>8} {'untrained':>9} {'fixed-w':>8}"]
-    cell = lambda v: "-" if v is None or not np.isfinite(v) else f"{v:.3f}"
-    for target, per_k in best_layers(result, (d, 2 * d), probe).items():
-        for k, entry in per_k.items():
-            if entry is None:
-                lines.append(f"{target:8} {k:>3}   (no position or constant target)")
-                continue
-            lines.append(f"{target:8} {k:>3} {entry['layer']:>5} {cell(entry['r2']):>8} "
-                         f"{cell(entry.get('control_r2')):>9} {cell(entry.get('fixed_w_r2')):>8}")
-    return "\n".join(lines)
 
 
 def _hydra_main():

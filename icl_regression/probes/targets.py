@@ -35,10 +35,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from icl_regression.baselines import solvers
+from icl_regression.baselines import solvers, tune_gd_eta
 from icl_regression.baselines.solvers import exclusive_cumsum, gd_weights, ols_weights
 from icl_regression.config import TaskConfig
 from icl_regression.data import tasks
+from icl_regression.probes.families import Split
 
 TARGETS = ("w", "w_ols", "w_ridge", "w_gd", "xty")
 
@@ -129,3 +130,33 @@ def targets_at_positions(prefix_targets: dict[str, np.ndarray], k_of_position: n
                          names: Sequence[str]) -> np.ndarray:
     """Stack the chosen targets at each probed position's k: (n_targets, B, P, d)."""
     return np.stack([prefix_targets[name][:, k_of_position] for name in names])
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeData:
+    """The probe prompts of one run and what every probe is fitted to."""
+
+    xs: jax.Array  # (N, n, d)
+    ys: jax.Array  # (N, n)
+    targets: np.ndarray  # (G, N, P, d)
+    ks: np.ndarray  # (P,) pairs seen at each probed position
+    ridge_lambda: float
+    gd_eta: np.ndarray  # (n + 1,)
+    split: Split
+    fit_key: jax.Array
+
+
+def probe_data(run, targets: Sequence[str], n_prompts: int, probe_seed: int,
+               positions: Sequence[int]) -> ProbeData:
+    """Held-out prompts of `run` from its "probe" stream, the targets at `positions`, the split."""
+    task, seed = tasks.held_out_task(run.config.task), run.config.seed
+    key = jax.random.fold_in(tasks.stream_key(seed, "probe"), probe_seed)
+    prompt_key, fit_key = jax.random.split(key)
+    xs, ys, ws, eta_xs, eta_ys = sample_probe_prompts(prompt_key, task, n_prompts, seed)
+    k_of_token = prefix_lengths(run.x_positions, run.y_positions, max(positions) + 1)  # (T,)
+    ks = k_of_token[positions]  # (P,)
+    ridge_lambda = tasks.bayes_ridge_lambda(task)
+    gd_eta = np.asarray(tune_gd_eta(eta_xs, eta_ys))  # (n + 1,): η*_k for k = 0..n
+    prefix = all_prefix_targets(xs, ys, ws, targets, ridge_lambda, gd_eta)
+    return ProbeData(xs, ys, targets_at_positions(prefix, ks, targets), ks, ridge_lambda,
+                     gd_eta, Split.random((seed, probe_seed), n_prompts), fit_key)

@@ -4,11 +4,12 @@ and a progress bar with loss, steps/s and ETA."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 from tqdm.auto import tqdm
+
+from icl_regression.storage import read_jsonl, write_text
 
 
 class MetricsWriter:
@@ -24,9 +25,7 @@ class MetricsWriter:
         if self.path.exists():
             kept = [line for line in self.path.read_text().splitlines()
                     if line.strip() and json.loads(line)["step"] <= resume_step]
-            tmp = self.path.with_suffix(".jsonl.tmp")
-            tmp.write_text("".join(line + "\n" for line in kept))
-            os.replace(tmp, self.path)
+            write_text(self.path, "".join(line + "\n" for line in kept))
         if tensorboard:
             try:
                 from tensorboardX import SummaryWriter
@@ -50,7 +49,8 @@ class MetricsWriter:
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """metrics.jsonl as a list of records (up to a partial last line of a killed run)."""
+    return read_jsonl(path)
 
 
 def progress_bar(total: int, initial: int, enabled: bool, desc: str = "train"):

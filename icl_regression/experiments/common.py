@@ -1,0 +1,66 @@
+"""What every experiment loop shares: the loop registry (explicit stream ids), held-out prompts
+from the run's "eval" stream, the clean task, ridge(λ*) and the normalised squared error."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import numpy as np
+
+from icl_regression.baselines import get_baseline
+from icl_regression.config import TaskConfig
+from icl_regression.data import tasks
+from icl_regression.evaluate.metrics import mean_band
+from icl_regression.experiments.options import ExperimentOptions
+from icl_regression.registry import Registry
+from icl_regression.storage import finite_or_none
+
+# name -> loop `(run, ExperimentOptions) -> dict`; the stream id keys the loop's prompts.
+LOOPS: Registry[Callable] = Registry("experiment")
+MULTI_RUN: set[str] = set()  # experiments whose figure only makes sense across a sweep
+
+
+def register_experiment(name: str, stream_id: int, multi_run: bool = False):
+    """Decorator: `@register_experiment("scale", stream_id=1)` on the loop function. Never reuse
+    or renumber a stream id: it picks the experiment's prompts (sub-keys 100 + 10·id + part)."""
+    if multi_run:
+        MULTI_RUN.add(name)
+    return LOOPS.register(name, stream_id=stream_id)
+
+
+def band(sq_errors: np.ndarray) -> dict:
+    """Mean over prompts (axis 0) and a 95% band: (B, ...) -> {"mean", "lo", "hi"} lists."""
+    return {stat: to_list(values) for stat, values in mean_band(sq_errors).items()}
+
+
+def to_list(values) -> list:
+    """Array -> flat JSON list; NaN/inf -> null."""
+    return finite_or_none(np.ravel(np.asarray(values, float)))
+
+
+def clean_task(run) -> TaskConfig:
+    """The run's task without training-time corruption: experiments corrupt explicitly."""
+    return dataclasses.replace(run.config.task, corrupt_fraction=0.0)
+
+
+def prompts(run, task: TaskConfig, experiment: str, part: int, count: int, opts):
+    """Held-out prompts for one experiment: xs (B, n, d), ys (B, n), ws (B, d)."""
+    return tasks.sample_prompts(experiment_key(run, experiment, part, opts), task, count,
+                                run.config.seed)
+
+
+def experiment_key(run, experiment: str, part: int, opts: ExperimentOptions) -> jax.Array:
+    # Sub-keys 100+ of the eval stream (evaluation uses the first few).
+    key = tasks.stream_key(run.config.seed + opts.seed, "eval")
+    return jax.random.fold_in(key, 100 + 10 * LOOPS.stream_id(experiment) + part)
+
+
+def ridge_bayes(task: TaskConfig) -> Callable:
+    """ridge(λ*), the Gaussian prior's posterior mean (λ* = 0 is min-norm OLS)."""
+    return get_baseline("ridge", lam=tasks.bayes_ridge_lambda(task))
+
+
+def sq_error(preds, targets, normaliser: float) -> np.ndarray:
+    return (np.asarray(preds, np.float64) - np.asarray(targets, np.float64)) ** 2 / normaliser

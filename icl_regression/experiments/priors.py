@@ -1,0 +1,75 @@
+"""Experiments on the prior: task diversity (pool vs fresh tasks) and a shifted prior mean."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from icl_regression.baselines import get_baseline
+from icl_regression.data import tasks
+from icl_regression.experiments.common import (
+    band,
+    clean_task,
+    prompts,
+    register_experiment,
+    ridge_bayes,
+    sq_error,
+    to_list,
+)
+from icl_regression.experiments.options import ExperimentOptions
+from icl_regression.models import count_params
+
+
+@register_experiment("task_diversity", stream_id=0, multi_run=True)
+def task_diversity(run, opts: ExperimentOptions) -> dict:
+    """Error and SPD to dMMSE (Bayes for the pool) and ridge λ* (Bayes for the Gaussian prior),
+    on pool tasks and on fresh tasks."""
+    task = clean_task(run)
+    predictors = {"model": run.predict, "ridge(lam=bayes)": ridge_bayes(task)}
+    if task.pool_size > 0:
+        sigma = task.noise_std or 0.1  # a noiseless pool posterior needs some likelihood width
+        predictors["dmmse"] = get_baseline(
+            "dmmse", pool=tasks.task_pool(run.config.seed, task), noise_std=sigma)
+    settings = {"fresh": dataclasses.replace(task, pool_size=0)}
+    if task.pool_size > 0:
+        settings["pool"] = task
+    result = {"pool_size": task.pool_size, "bayes_lambda": tasks.bayes_ridge_lambda(task),
+              "k": list(range(task.n_points)), "settings": {}}
+    for part, (setting, setting_task) in enumerate(settings.items()):
+        xs, ys, _ = prompts(run, setting_task, "task_diversity", part, opts.n_prompts, opts)
+        norm = tasks.expected_y2(setting_task)
+        preds = {name: predict(xs, ys) for name, predict in predictors.items()}
+        result["settings"][setting] = {
+            "error": {name: band(sq_error(p, ys, norm)) for name, p in preds.items()},
+            "spd": {name: to_list(sq_error(preds["model"], p, norm).mean(0))
+                    for name, p in preds.items() if name != "model"}}
+    return result
+
+
+@register_experiment("prior_override", stream_id=2)
+def prior_override(run, opts: ExperimentOptions) -> dict:
+    """Trained with a w prior of mean μ, evaluated on tasks around −μ ("flipped") and +μ.
+
+    prior_mean predicts x·μ whatever the context; bayes_train_prior is the posterior mean under
+    the training prior, μ + ridge(λ*) fitted to the residual labels y − x·μ.
+    """
+    task = clean_task(run)
+    mu = tasks.w_mean_vector(task)  # (d,)
+    ridge = ridge_bayes(task)
+    predictors = {
+        "model": run.predict, "ols": get_baseline("ols"),
+        "prior_mean": lambda xs, ys: xs @ mu,
+        "bayes_train_prior": lambda xs, ys: xs @ mu + ridge(xs, ys - xs @ mu)}
+    fresh = dataclasses.replace(task, pool_size=0)  # fresh tasks even for pool-trained runs
+    settings = {"flipped": dataclasses.replace(fresh, w_mean=-task.w_mean), "train": fresh}
+    result = {"w_mean": task.w_mean, "d": task.d, "n_params": int(count_params(run.model)),
+              "n_layer": run.config.model.n_layer, "d_model": run.config.model.d_model,
+              "k": list(range(task.n_points)), "settings": {}}
+    for part, (setting, setting_task) in enumerate(settings.items()):
+        xs, ys, _ = prompts(run, setting_task, "prior_override", part, opts.n_prompts, opts)
+        norm = tasks.expected_y2(setting_task)
+        preds = {name: predict(xs, ys) for name, predict in predictors.items()}
+        result["settings"][setting] = {
+            "error": {name: band(sq_error(p, ys, norm)) for name, p in preds.items()},
+            "spd_prior_mean": {name: to_list(sq_error(p, preds["prior_mean"], norm).mean(0))
+                               for name, p in preds.items() if name != "prior_mean"}}
+    return result
