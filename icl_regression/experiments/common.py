@@ -64,3 +64,19 @@ def ridge_bayes(task: TaskConfig) -> Callable:
 
 def sq_error(preds, targets, normaliser: float) -> np.ndarray:
     return (np.asarray(preds, np.float64) - np.asarray(targets, np.float64)) ** 2 / normaliser
+
+
+def errors_by_setting(run, experiment: str, settings: dict, predictors: dict,
+                      opts: ExperimentOptions, reference: str, spd_key: str) -> dict:
+    """Per setting (name -> task; its index is the prompts' part): every predictor's error band
+    and its mean squared distance to `reference`'s predictions (under `spd_key`)."""
+    out = {}
+    for part, (setting, setting_task) in enumerate(settings.items()):
+        xs, ys, _ = prompts(run, setting_task, experiment, part, opts.n_prompts, opts)
+        norm = tasks.expected_y2(setting_task)
+        preds = {name: predict(xs, ys) for name, predict in predictors.items()}
+        out[setting] = {
+            "error": {name: band(sq_error(p, ys, norm)) for name, p in preds.items()},
+            spd_key: {name: to_list(sq_error(p, preds[reference], norm).mean(0))
+                      for name, p in preds.items() if name != reference}}
+    return out

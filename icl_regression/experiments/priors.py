@@ -7,16 +7,14 @@ import dataclasses
 from icl_regression.baselines import get_baseline
 from icl_regression.data import tasks
 from icl_regression.experiments.common import (
-    band,
     clean_task,
-    prompts,
+    errors_by_setting,
     register_experiment,
     ridge_bayes,
-    sq_error,
-    to_list,
 )
 from icl_regression.experiments.options import ExperimentOptions
 from icl_regression.models import count_params
+from icl_regression.storage import finite_or_none
 
 
 @register_experiment("task_diversity", stream_id=0, multi_run=True)
@@ -32,17 +30,11 @@ def task_diversity(run, opts: ExperimentOptions) -> dict:
     settings = {"fresh": dataclasses.replace(task, pool_size=0)}
     if task.pool_size > 0:
         settings["pool"] = task
-    result = {"pool_size": task.pool_size, "bayes_lambda": tasks.bayes_ridge_lambda(task),
-              "k": list(range(task.n_points)), "settings": {}}
-    for part, (setting, setting_task) in enumerate(settings.items()):
-        xs, ys, _ = prompts(run, setting_task, "task_diversity", part, opts.n_prompts, opts)
-        norm = tasks.expected_y2(setting_task)
-        preds = {name: predict(xs, ys) for name, predict in predictors.items()}
-        result["settings"][setting] = {
-            "error": {name: band(sq_error(p, ys, norm)) for name, p in preds.items()},
-            "spd": {name: to_list(sq_error(preds["model"], p, norm).mean(0))
-                    for name, p in preds.items() if name != "model"}}
-    return result
+    return {"pool_size": task.pool_size,
+            "bayes_lambda": finite_or_none(tasks.bayes_ridge_lambda(task)),  # inf: null
+            "k": list(range(task.n_points)),
+            "settings": errors_by_setting(run, "task_diversity", settings, predictors, opts,
+                                          reference="model", spd_key="spd")}
 
 
 @register_experiment("prior_override", stream_id=2)
@@ -61,15 +53,8 @@ def prior_override(run, opts: ExperimentOptions) -> dict:
         "bayes_train_prior": lambda xs, ys: xs @ mu + ridge(xs, ys - xs @ mu)}
     fresh = dataclasses.replace(task, pool_size=0)  # fresh tasks even for pool-trained runs
     settings = {"flipped": dataclasses.replace(fresh, w_mean=-task.w_mean), "train": fresh}
-    result = {"w_mean": task.w_mean, "d": task.d, "n_params": int(count_params(run.model)),
-              "n_layer": run.config.model.n_layer, "d_model": run.config.model.d_model,
-              "k": list(range(task.n_points)), "settings": {}}
-    for part, (setting, setting_task) in enumerate(settings.items()):
-        xs, ys, _ = prompts(run, setting_task, "prior_override", part, opts.n_prompts, opts)
-        norm = tasks.expected_y2(setting_task)
-        preds = {name: predict(xs, ys) for name, predict in predictors.items()}
-        result["settings"][setting] = {
-            "error": {name: band(sq_error(p, ys, norm)) for name, p in preds.items()},
-            "spd_prior_mean": {name: to_list(sq_error(p, preds["prior_mean"], norm).mean(0))
-                               for name, p in preds.items() if name != "prior_mean"}}
-    return result
+    return {"w_mean": task.w_mean, "d": task.d, "n_params": int(count_params(run.model)),
+            "n_layer": run.config.model.n_layer, "d_model": run.config.model.d_model,
+            "k": list(range(task.n_points)),
+            "settings": errors_by_setting(run, "prior_override", settings, predictors, opts,
+                                          reference="prior_mean", spd_key="spd_prior_mean")}

@@ -6,14 +6,8 @@ import dataclasses
 
 from icl_regression.baselines import get_baseline
 from icl_regression.data import tasks
-from icl_regression.experiments.common import (
-    band,
-    clean_task,
-    prompts,
-    register_experiment,
-    ridge_bayes,
-    sq_error,
-)
+from icl_regression.experiments import common
+from icl_regression.experiments.common import register_experiment
 from icl_regression.experiments.options import ExperimentOptions, ExperimentSkipped
 from icl_regression.models import count_params
 
@@ -21,21 +15,21 @@ from icl_regression.models import count_params
 @register_experiment("scale", stream_id=1, multi_run=True)
 def scale(run, opts: ExperimentOptions) -> dict:
     """Error vs k of the model, least squares and averaging; the model's size."""
-    task = clean_task(run)
-    xs, ys, _ = prompts(run, task, "scale", 0, opts.n_prompts, opts)
+    task = common.clean_task(run)
+    xs, ys, _ = common.prompts(run, task, "scale", 0, opts.n_prompts, opts)
     norm = tasks.expected_y2(task)
     preds = {"model": run.predict(xs, ys), "ols": get_baseline("ols")(xs, ys),
              "averaging": get_baseline("averaging")(xs, ys)}
     model = run.config.model
     return {"n_params": int(count_params(run.model)), "n_layer": model.n_layer,
             "d_model": model.d_model, "d": task.d, "k": list(range(task.n_points)),
-            "error": {name: band(sq_error(p, ys, norm)) for name, p in preds.items()}}
+            "error": {name: common.band(common.sq_error(p, ys, norm)) for name, p in preds.items()}}
 
 
 @register_experiment("long_context", stream_id=6)
 def long_context(run, opts: ExperimentOptions) -> dict:
     """Error vs k on prompts longer than the training ones."""
-    task, model = clean_task(run), run.config.model
+    task, model = common.clean_task(run), run.config.model
     table = model.max_len or task.n_points
     if model.positions == "learned":
         n_points = opts.long_context.n_points or table
@@ -47,11 +41,11 @@ def long_context(run, opts: ExperimentOptions) -> dict:
     else:
         n_points = opts.long_context.n_points or 3 * task.n_points
     longer = dataclasses.replace(task, n_points=n_points)
-    xs, ys, _ = prompts(run, longer, "long_context", 0, opts.n_prompts, opts)
+    xs, ys, _ = common.prompts(run, longer, "long_context", 0, opts.n_prompts, opts)
     norm = tasks.expected_y2(longer)
     preds = {"model": run.predict(xs, ys), "ols": get_baseline("ols")(xs, ys)}
     if tasks.bayes_ridge_lambda(task) > 0:
-        preds["ridge(lam=bayes)"] = ridge_bayes(task)(xs, ys)
+        preds["ridge(lam=bayes)"] = common.ridge_bayes(task)(xs, ys)
     return {"train_points": task.n_points, "n_points": n_points, "positions": model.positions,
             "max_len": table, "k": list(range(n_points)),
-            "error": {name: band(sq_error(p, ys, norm)) for name, p in preds.items()}}
+            "error": {name: common.band(common.sq_error(p, ys, norm)) for name, p in preds.items()}}

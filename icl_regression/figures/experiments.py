@@ -63,11 +63,25 @@ def _legend(fig: Figure, axes, ncol: int = 3) -> None:
                ncol=min(len(labels), ncol))
 
 
+def _one_panel() -> tuple[Figure, object]:
+    fig = new_figure(ONE_COLUMN + 0.9, 2.9)
+    return fig, fig.subplots()
+
+
+def _finish_one_panel(fig: Figure, ax) -> Figure:
+    """Log error axis vs k, cut at the exact-fit floor, legend below."""
+    ax.set_yscale("log")
+    ax.set_xlabel(K_LABEL)
+    ax.set_ylabel(ERROR_LABEL)
+    _floor(ax)
+    _legend(fig, [ax], ncol=2)
+    return fig
+
+
 def _results(records: Sequence[Mapping]) -> list[Mapping]:
     return [r["results"] for r in records]
 
 
-@EXPERIMENT_FIGURES.register("task_diversity")
 @styled
 def plot_task_diversity(records: Sequence[Mapping]) -> Figure:
     """Error on fresh tasks vs pool size M, and SPD to dMMSE and to ridge λ* vs M."""
@@ -108,7 +122,6 @@ def plot_task_diversity(records: Sequence[Mapping]) -> Figure:
     return fig
 
 
-@EXPERIMENT_FIGURES.register("scale")
 @styled
 def plot_scale(records: Sequence[Mapping]) -> Figure:
     """Error at k = d/2, d, 2d vs parameter count; least squares and averaging as lines."""
@@ -138,7 +151,6 @@ def plot_scale(records: Sequence[Mapping]) -> Figure:
     return fig
 
 
-@EXPERIMENT_FIGURES.register("prior_override")
 @styled
 def plot_prior_override(records: Sequence[Mapping]) -> Figure:
     """Tasks around −μ after training around +μ: error and SPD to the prior-mean predictor
@@ -172,7 +184,6 @@ def plot_prior_override(records: Sequence[Mapping]) -> Figure:
     return fig
 
 
-@EXPERIMENT_FIGURES.register("corrupted_demos")
 @styled
 def plot_corrupted_demos(records: Sequence[Mapping]) -> Figure:
     """Error at the last query vs the fraction of corrupted demonstration labels."""
@@ -202,7 +213,6 @@ def plot_corrupted_demos(records: Sequence[Mapping]) -> Figure:
     return fig
 
 
-@EXPERIMENT_FIGURES.register("order_sensitivity")
 @styled
 def plot_order_sensitivity(records: Sequence[Mapping]) -> Figure:
     """Variance of the prediction over orders of the same demonstrations: vs k per checkpoint
@@ -238,12 +248,10 @@ def plot_order_sensitivity(records: Sequence[Mapping]) -> Figure:
     return fig
 
 
-@EXPERIMENT_FIGURES.register("demo_selection")
 @styled
 def plot_demo_selection(records: Sequence[Mapping]) -> Figure:
     """Error vs k with the k nearest vs k random pool examples as demonstrations."""
-    fig = new_figure(ONE_COLUMN + 0.9, 2.9)
-    ax = fig.subplots()
+    fig, ax = _one_panel()
     colours = model_colours(len(records))
     first = records[0]["results"]
     ks = np.array(first["k"])
@@ -257,21 +265,14 @@ def plot_demo_selection(records: Sequence[Mapping]) -> Figure:
     colour, _, label = baseline_style("ols")
     _line(ax, ks, first["error"]["nearest"]["ols"], colour, "-", label=f"{label}, k nearest")
     _line(ax, ks, first["error"]["random"]["ols"], colour, "--", label=f"{label}, k random")
-    ax.set_yscale("log")
-    ax.set_xlabel(K_LABEL)
-    ax.set_ylabel(ERROR_LABEL)
     ax.set_title(f"demonstrations chosen from {first['pool_points']} labelled examples")
-    _floor(ax)
-    _legend(fig, [ax], ncol=2)
-    return fig
+    return _finish_one_panel(fig, ax)
 
 
-@EXPERIMENT_FIGURES.register("long_context")
 @styled
 def plot_long_context(records: Sequence[Mapping]) -> Figure:
     """Error vs k beyond the training length (shaded)."""
-    fig = new_figure(ONE_COLUMN + 0.9, 2.9)
-    ax = fig.subplots()
+    fig, ax = _one_panel()
     rows = sorted(_results(records), key=lambda r: (r["positions"], r["max_len"]))
     for row, colour in zip(rows, model_colours(len(rows)), strict=True):
         scheme = ("no positional embedding" if row["positions"] == "none" else
@@ -286,11 +287,13 @@ def plot_long_context(records: Sequence[Mapping]) -> Figure:
     trained = rows[0]["train_points"]
     ax.axvspan(trained - 0.5, longest["n_points"] - 0.5, color=GREY, alpha=0.15, lw=0,
                label=f"beyond training (k ≥ {trained})")
-    ax.set_yscale("log")
-    ax.set_xlabel(K_LABEL)
-    ax.set_ylabel(ERROR_LABEL)
-    _floor(ax)
-    _legend(fig, [ax], ncol=2)
-    return fig
+    return _finish_one_panel(fig, ax)
 
 
+EXPERIMENT_FIGURES.register("task_diversity", plot_task_diversity)
+EXPERIMENT_FIGURES.register("scale", plot_scale)
+EXPERIMENT_FIGURES.register("prior_override", plot_prior_override)
+EXPERIMENT_FIGURES.register("corrupted_demos", plot_corrupted_demos)
+EXPERIMENT_FIGURES.register("order_sensitivity", plot_order_sensitivity)
+EXPERIMENT_FIGURES.register("demo_selection", plot_demo_selection)
+EXPERIMENT_FIGURES.register("long_context", plot_long_context)

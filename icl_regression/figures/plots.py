@@ -79,16 +79,27 @@ def _mark_k_equals_d(ax, d: int | None) -> None:
 
 
 def _legend_below(fig: Figure, names: Sequence[str], labels: Mapping[str, str],
-                  extra: Sequence[Line2D] = ()) -> None:
-    """One legend for all panels, under them, naming each predictor and its parameters."""
+                  extra: Sequence[Line2D] = (), title: str | None = None) -> Figure:
+    """One legend for all panels, under them, naming each predictor and its parameters; then
+    the figure's title."""
     handles = [Line2D([], [], color=c, ls=ls, lw=1.8 if n == MODEL else 1.2, label=labels[n])
                for n, (c, ls) in predictor_colours(names).items()]
     handles += list(extra)
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4))
+    if title is not None:
+        fig.suptitle(title)
+    return fig
 
 
 def _k_equals_d_handle(d: int | None) -> list[Line2D]:
     return [] if d is None else [Line2D([], [], color=GREY, ls=":", lw=0.8, label=f"k = d = {d}")]
+
+
+def _ks_and_names(setting: Mapping, curves: Mapping, baselines: Sequence[str] | None
+                  ) -> tuple[np.ndarray, list[str]]:
+    """The setting's k axis and the baselines to draw (default: one per family)."""
+    names = list(baselines) if baselines is not None else default_baselines(list(curves))
+    return np.array(setting["k"], dtype=float), names
 
 
 def _labels(names: Sequence[str], bayes_lambda: float | None, model_label: str) -> dict:
@@ -132,10 +143,9 @@ def plot_error_curves(settings: Mapping[str, Mapping], baselines: Sequence[str] 
     for ax in axes.reshape(nrows, ncols)[-1]:
         ax.set_xlabel(K_LABEL)
     extra = [Line2D([], [], color=GREY, ls=(0, (1, 1)), label="zero predictor (= 1)")]
-    _legend_below(fig, names, labels, extra + _k_equals_d_handle(d))
     note = BAND_NOTE + (f" over {n_prompts:,} prompts" if n_prompts else "")
-    fig.suptitle(f"Error vs context length ({note})")
-    return fig
+    return _legend_below(fig, names, labels, extra + _k_equals_d_handle(d),
+                         title=f"Error vs context length ({note})")
 
 
 @styled
@@ -143,10 +153,8 @@ def plot_spd_ilwd(setting: Mapping, baselines: Sequence[str] | None = None, *,
                   model_label: str = "model", bayes_lambda: float | None = None,
                   d: int | None = None) -> Figure:
     """SPD(model, baseline) vs k; ILWD(model, baseline) vs k; R² of the model's implicit fit."""
-    ks = np.array(setting["k"], dtype=float)
-    spd = setting.get("spd", {})
-    ilwd = setting.get("ilwd") or {}
-    names = list(baselines) if baselines is not None else default_baselines(list(spd))
+    spd, ilwd = setting.get("spd", {}), setting.get("ilwd") or {}
+    ks, names = _ks_and_names(setting, spd, baselines)
     labels = _labels(names, bayes_lambda, model_label)
     panels = ["spd"] + (["ilwd"] if ilwd else []) + (["r2"] if "ilwd_r2" in setting else [])
     fig = new_figure(FULL_WIDTH * len(panels) / 3 + 0.4, 2.8)
@@ -170,9 +178,8 @@ def plot_spd_ilwd(setting: Mapping, baselines: Sequence[str] | None = None, *,
         ax.set_yscale("log", nonpositive="mask")
         ax.set_ylabel("E(ŷ_model − ŷ_base)² / zero pred." if panel == "spd"
                       else "E‖ŵ_model − ŵ_base‖²")
-    _legend_below(fig, names, labels, _k_equals_d_handle(d))
-    fig.suptitle(f"{model_label} vs baselines")
-    return fig
+    return _legend_below(fig, names, labels, _k_equals_d_handle(d),
+                         title=f"{model_label} vs baselines")
 
 
 @styled
@@ -180,9 +187,8 @@ def plot_sensitivity(setting: Mapping, baselines: Sequence[str] | None = None, *
                      model_label: str = "model", bayes_lambda: float | None = None,
                      d: int | None = None) -> Figure:
     """Cosine between ∂ŷ/∂x_query of the model and of each baseline, vs k."""
-    ks = np.array(setting["k"], dtype=float)
     cosines = setting["sensitivity_cos"]
-    names = list(baselines) if baselines is not None else default_baselines(list(cosines))
+    ks, names = _ks_and_names(setting, cosines, baselines)
     fig = new_figure(ONE_COLUMN, 2.4)
     ax = fig.subplots()
     _mark_k_equals_d(ax, d)

@@ -227,26 +227,3 @@ def test_presets_compose():
     assert tasks.expected_y2(single.task) == pytest.approx(10 / 3, rel=1e-6)  # the paper's scale
     deep = compose_preset("oswald_lsa_deep", ("model.n_layer=4", "model.tie_layers=true"))
     assert (deep.model.n_layer, deep.model.tie_layers, deep.task) == (4, True, single.task)
-
-
-def test_figures_are_deterministic(tmp_path):
-    from icl_regression.analysis import lsa
-
-    curve = [{"step": s, "loss": 1 / (1 + s), "cosine": s / 10, "l2": 1 - s / 10,
-              "l2_rel": 1 - s / 10} for s in range(0, 10, 3)]
-    single = {"curve": curve, "train_curve": [(s, 1 / (1 + s)) for s in range(1, 10)],
-              "gd_loss": 0.5, "eta": 0.15, "alphas": [0.0, 0.5, 1.0],
-              "interpolation": [0.51, 0.505, 0.5]}
-    rows = [{"depth": k, "untied": 1 / k, "untied_median": 0.5 / k, "gd": 1.1 / k,
-             "gd_median": 0.6 / k, "gd_pp": 0.9 / k, "gd_pp_median": 0.4 / k} for k in (1, 2, 3)]
-    written = []
-    for attempt in ("a", "b"):
-        folder = tmp_path / attempt
-        folder.mkdir()
-        lsa.plot_loss_curve(single, folder / "curve.png")
-        lsa.plot_sensitivity(single, folder / "sensitivity.png")
-        lsa.plot_interpolation(single, folder / "interpolation.png")
-        lsa.plot_depth(rows, folder / "depth.png")
-        written.append({p.name: p.read_bytes() for p in sorted(folder.iterdir())})
-    assert written[0] == written[1] and len(written[0]) == 4
-    assert all(data[:8] == b"\x89PNG\r\n\x1a\n" for data in written[0].values())

@@ -277,3 +277,13 @@ def test_cli_end_to_end_and_bad_name(tiny_runs, tmp_path):
     assert bad.returncode == 2 and "name='nope' is not allowed" in bad.stderr
     unnamed = subprocess.run(cmd[:3], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert unnamed.returncode == 2 and unnamed.stderr.startswith("error: name is required")
+
+
+def test_stream_ids_are_the_positions_the_committed_numbers_were_drawn_with():
+    from icl_regression.experiments.loops import LOOPS
+    from icl_regression.figures.experiments import EXPERIMENT_FIGURES
+
+    before = ("task_diversity", "scale", "prior_override", "corrupted_demos",
+              "order_sensitivity", "demo_selection", "long_context")  # the old tuple order
+    assert {name: LOOPS.stream_id(name) for name in LOOPS} == {n: i for i, n in enumerate(before)}
+    assert EXPERIMENTS == before and set(EXPERIMENT_FIGURES) == set(LOOPS)

@@ -3,6 +3,7 @@ skips incomplete runs with a message and still draws the others."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -17,9 +18,15 @@ matplotlib.use("Agg")
 
 from matplotlib.image import imread  # noqa: E402
 
+from icl_regression.analysis.attention import token_labels  # noqa: E402
 from icl_regression.config import ConfigError  # noqa: E402
-from icl_regression.figures import plots, sweeps  # noqa: E402
-from icl_regression.figures.app import figures_config  # noqa: E402
+from icl_regression.figures import analysis_apps, plots, sweeps  # noqa: E402
+from icl_regression.figures.app import (  # noqa: E402
+    FiguresConfig,
+    figures_config,  # noqa: E402
+    make_figures,
+)
+from icl_regression.figures.attention import plot_attention  # noqa: E402
 from icl_regression.figures.stored_runs import discover_runs, load_record  # noqa: E402
 from icl_regression.figures.style import (  # noqa: E402
     default_baselines,
@@ -134,8 +141,8 @@ FIGURES = {
     "sensitivity": lambda: plots.plot_sensitivity(make_eval(0)["settings"]["train"], d=D),
     "probes": lambda: plots.plot_probe_heatmaps(make_probes(0), "mlp"),
     "training": lambda: plots.plot_training_curves(make_metrics()),
-    "attention": lambda: plots.plot_attention(
-        attention_example(), labels=plots.token_labels(8, [0, 2, 4, 6], [1, 3, 5, 7])),
+    "attention": lambda: plot_attention(
+        attention_example(), labels=token_labels(8, [0, 2, 4, 6], [1, 3, 5, 7])),
     "depth_sweep": lambda: sweeps.plot_depth_sweep(*depth_inputs()),
     "noise_sweep": lambda: sweeps.plot_noise_sweep(noise_entries()),
 }
@@ -226,22 +233,57 @@ def test_cli_skips_incomplete_runs_and_draws_the_rest(tmp_path):
     assert not any("crashed" in str(p) for p in plots.rglob("*"))
 
 
-def test_compute_missing_calls_evaluate_run_only_when_asked(tmp_path, monkeypatch):
-    import types
+def test_compute_missing_runs_the_analysis_apps_only_when_asked(tmp_path, monkeypatch):
+    run = write_run(tmp_path / "run", files=("metrics",))
+    (run / "checkpoints").mkdir()
+    commands = []
+
+    def fake_app(command, **_):  # stands in for `python -m icl_regression.<app> run_dir=...`
+        commands.append(command[2:])
+        if command[2] == "icl_regression.evaluate":
+            (run / "eval.json").write_text(json.dumps(make_eval(0)))
+        return subprocess.CompletedProcess(command, 1 if "probes" in command[2] else 0, "",
+                                           "error: probes failed here")
+
+    monkeypatch.setattr(analysis_apps.subprocess, "run", fake_app)
+    no_attention = FiguresConfig(attention=dataclasses.replace(FiguresConfig().attention,
+                                                               enabled=False))
+    analysis_apps.compute_missing(run, no_attention)
+    assert commands == []  # nothing is computed unless asked
+    record = load_record(run)
+    assert record.eval is None and "no eval.json (compute_missing=true computes it)" in record.notes
+    logged = []
+    analysis_apps.compute_missing(run, FiguresConfig(compute_missing=True), logged.append)
+    assert commands == [["icl_regression.analysis.attention", f"run_dir={run}", "seed=0"],
+                        ["icl_regression.evaluate", f"run_dir={run}"],
+                        ["icl_regression.probes", f"run_dir={run}"]]
+    assert load_record(run).eval["n_prompts"] == 1000
+    assert logged == ["compute_missing: icl_regression.probes run_dir=" + str(run)
+                      + " failed (error: probes failed here)"]
+
+
+def test_attention_is_drawn_from_the_stored_file(tmp_path):
+    import io
 
     run = write_run(tmp_path / "run", files=("metrics",))
-    calls = []
+    buffer = io.BytesIO()
+    np.savez(buffer, attention=attention_example(), token_labels=np.array(["x1", "y1"] * 4),
+             seed=0, step=20)
+    (run / "attention.npz").write_bytes(buffer.getvalue())
+    record = load_record(run)
+    assert record.attention["token_labels"][:2] == ["x1", "y1"] and record.attention["step"] == 20
+    report = make_figures(FiguresConfig(runs=(str(run),), out=str(tmp_path / "plots"),
+                                        formats=("png",), dpi=40), log=lambda _: None)
+    assert any(p.name == "attention.png" for p in report.written)
 
-    def evaluate_run(run_dir):
-        calls.append(run_dir)
-        (Path(run_dir) / "eval.json").write_text(json.dumps(make_eval(0)))
 
-    monkeypatch.setitem(sys.modules, "icl_regression.evaluate.runner",
-                        types.SimpleNamespace(evaluate_run=evaluate_run))
-    monkeypatch.setitem(sys.modules, "icl_regression.probes.runner", types.SimpleNamespace())
-    record = load_record(run, compute_missing=False)
-    assert record.eval is None and calls == []
-    assert "no eval.json (compute_missing=true computes it)" in record.notes
-    record = load_record(run, compute_missing=True)
-    assert calls == [str(run)] and record.eval["n_prompts"] == 1000
-    assert any("icl_regression.probes.runner.probe_run is not available" in n for n in record.notes)
+def test_figures_package_imports_no_jax():
+    forbidden = ("jax", "flax", "orbax", "icl_regression.models", "icl_regression.run",
+                 "icl_regression.train", "icl_regression.evaluate", "icl_regression.probes",
+                 "icl_regression.data.tasks")
+    code = ("import sys, icl_regression.figures.app, icl_regression.figures.experiments, "
+            f"icl_regression.figures.lsa; bad = [m for m in {forbidden!r} if m in sys.modules]; "
+            "print(bad); sys.exit(bool(bad))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
