@@ -131,13 +131,6 @@ def _as_run(run: str | Path | Run) -> Run:
     return run if isinstance(run, Run) else load_run(run)
 
 
-def capture(run: Run, xs: jax.Array, ys: jax.Array, layers: Sequence[int], n_tokens: int,
-            batch: int) -> np.ndarray:
-    """Residual stream at the chosen layers, tokens 0..n_tokens-1: (L, N, T, D) float32; the
-    probed run and its controls (same graph) share one compilation of Run's forward."""
-    return run.residuals(xs, ys, layers, n_tokens, batch)
-
-
 def _models(run: Run, options: ProbeOptions, control_run) -> dict[str, Run]:
     """Score prefix -> model: the run (""), its untrained twin, the fixed-w control."""
     models = {"": run}
@@ -161,8 +154,9 @@ def _scores(models: dict[str, Run], data: ProbeData, options: ProbeOptions, laye
                disable=not options.progress, file=sys.stderr)
     for prefix_name, model in models.items():
         bar.set_postfix(model=prefix_name.rstrip("_") or "trained", stage="capture")
-        acts = capture(model, data.xs, data.ys, layers, max(positions) + 1,
-                       options.capture_batch)  # (L, N, T, D)
+        # (L, N, T, D); the run and its controls (same graph) share one compilation
+        acts = model.residuals(data.xs, data.ys, layers, max(positions) + 1,
+                               options.capture_batch)
         bar.update()
         for family in options.probes:
             bar.set_postfix(model=prefix_name.rstrip("_") or "trained", stage=family)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from icl_regression.storage import read_jsonl, write_text
+from icl_regression.storage import write_text
 
 
 class MetricsWriter:
@@ -46,11 +46,6 @@ class MetricsWriter:
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
-
-
-def read_metrics(path: str | Path) -> list[dict]:
-    """metrics.jsonl as a list of records (up to a partial last line of a killed run)."""
-    return read_jsonl(path)
 
 
 def progress_bar(total: int, initial: int, enabled: bool, desc: str = "train"):

@@ -23,9 +23,9 @@ from flax import nnx
 from icl_regression.config import ConfigError, MeshConfig, ModelConfig
 from icl_regression.data import tasks
 from icl_regression.models import build_model
+from icl_regression.storage import read_jsonl as read_metrics
 from icl_regression.train import loop
 from icl_regression.train.mesh import DataParallel, initialize_distributed
-from icl_regression.train.metrics_log import read_metrics
 
 TESTS = ROOT / "tests"
 # One layer, width 8: compiles fast; batch 8 splits into 4 + 4 on two devices.
