@@ -1,7 +1,7 @@
 """Comparison metrics between a predictor (the model) and the baselines, per position k.
 
 All take plain arrays; `mask (B, n)` marks the scored (prompt, position) entries (all of them,
-or one position per prompt for the query settings of `ood.py`).
+or one position per prompt for the query settings of `data/shifts.py`).
 
 * error curve: squared error / normaliser, mean and a 95% band (mean ± 1.96 standard errors);
 * SPD(A, B) (Akyürek et al. 2022): E (A − B)² / normaliser;

@@ -2,9 +2,9 @@
 numbers from trained runs, and its figure.
 
 For every run matched by `runs` (searched recursively, multirun folders included) the
-experiment's loop (experiment_loops.py) writes `RUN/experiments/<name>.json` atomically; a
+experiment's loop (registered in loops.py) writes `RUN/experiments/<name>.json` atomically; a
 stored file computed with the same options at the same step is reused unless
-`recompute=true`. The figure (experiment_figures.py) goes to `out/<name>.<fmt>` with the
+`recompute=true`. The figure (figures/experiments.py) goes to `out/<name>.<fmt>` with the
 records behind it in `out/<name>.json`, and, for single-run experiments, to each run's
 `plots/experiment_<name>.<fmt>`. Runs that cannot serve the experiment are listed with the
 reason. Options: conf/experiments.yaml. `run_experiment(ExperimentsConfig(...))` is the same

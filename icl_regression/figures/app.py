@@ -20,15 +20,14 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from icl_regression.config import ConfigError
-from icl_regression.figures import plots, sweeps
+from icl_regression.figures import sweeps
 from icl_regression.figures.analysis_apps import compute_missing
-from icl_regression.figures.attention import plot_attention
+from icl_regression.figures.per_run import FigureSkipped, chosen_setting, run_figures
 from icl_regression.figures.stored_runs import (
     RunRecord,
     bayes_lambda,
     discover_runs,
     load_record,
-    model_label,
     run_labels,
 )
 from icl_regression.figures.style import FORMATS, default_baselines, save_figure
@@ -96,57 +95,6 @@ class FiguresReport:
     written: list[Path] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # run dir -> why nothing was drawn
     notes: dict[str, list[str]] = field(default_factory=dict)  # run dir -> figures left out
-
-
-class FigureSkipped(Exception):
-    """A figure cannot be drawn for this run; the message says why."""
-
-
-def _attention_figure(record: RunRecord, options: AttentionOptions) -> Figure:
-    stored = record.attention
-    if stored is None:
-        raise FigureSkipped("no attention.npz (written from a trained run's checkpoints/)")
-    return plot_attention(stored["attention"], options.layers, options.heads,
-                          stored["token_labels"])
-
-
-def chosen_setting(record: RunRecord, name: str | None, needs: str) -> dict:
-    """The eval.json setting named `name` (None: the training distribution), holding `needs`."""
-    settings = record.eval["settings"]
-    name = name or plots.training_setting(settings)
-    if name not in settings:
-        raise FigureSkipped(f"setting={name!r} is not in eval.json; it has {', '.join(settings)}")
-    if needs not in settings[name]:
-        raise FigureSkipped(f"eval.json setting {name!r} has no {needs!r}")
-    return settings[name]
-
-
-def run_figures(record: RunRecord, options: FiguresConfig
-                ) -> Iterator[tuple[str, Callable[[], Figure]]]:
-    """(file stem, figure builder) for every figure this run's files allow."""
-    label = model_label(record.config)
-    d = record.config.get("task", {}).get("d")
-    if record.metrics:
-        yield "training_curves", lambda: plots.plot_training_curves(
-            record.metrics, model_label=label)
-    if record.eval:
-        lam = bayes_lambda(record.eval)
-        common = dict(model_label=label, bayes_lambda=lam, d=d)
-        yield "error_vs_k", lambda: plots.plot_error_curves(
-            record.eval["settings"], options.baselines, n_prompts=record.eval.get("n_prompts"),
-            **common)
-        yield "spd_ilwd", lambda: plots.plot_spd_ilwd(
-            chosen_setting(record, options.setting, "spd"), options.baselines, **common)
-        yield "sensitivity", lambda: plots.plot_sensitivity(
-            chosen_setting(record, options.setting, "sensitivity_cos"), options.baselines,
-            **common)
-    if record.probes:
-        families = dict.fromkeys(p for t in record.probes["targets"].values() for p in t)
-        for family in families:
-            yield f"probes_{family}", lambda f=family: plots.plot_probe_heatmaps(
-                record.probes, f)
-    if options.attention.enabled:
-        yield "attention", lambda: _attention_figure(record, options.attention)
 
 
 def sweep_name(kind: str, first: RunRecord, used: set[str]) -> str:

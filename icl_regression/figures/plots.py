@@ -2,7 +2,7 @@
 
 Nothing here reads files or knows about Hydra; `figures.py` does the wiring. Every function
 returns a `matplotlib.figure.Figure` built without pyplot, so it is headless and leaves no global
-state behind; `plot_style.save_figure` writes it deterministically.
+state behind; `style.save_figure` writes it deterministically.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Where does a trained transformer hold the weight vector it implicitly fits? `probe_run` loads the
 run, draws held-out prompts from the run's `probe` random stream (disjoint from training and
 evaluation), captures the residual stream after the embedding (layer 0) and after every block
-(layer l) at the chosen token positions, and fits probes (probe_models.py) for the targets of the
-prefix each token has seen (probe_targets.py). The same probes run on an untrained model of the
+(layer l) at the chosen token positions, and fits probes (families.py) for the targets of the
+prefix each token has seen (targets.py). The same probes run on an untrained model of the
 same architecture and, when given, on a model trained with one fixed w: the controls. Results go
 to `DIR/probes.json` (schema in the README, section "Probes"), written atomically.
 Options: conf/probes.yaml; `ProbeOptions` is the same without Hydra.

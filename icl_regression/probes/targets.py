@@ -21,7 +21,7 @@ Targets for a prefix of k pairs, with S_k = Σ_{j<k} x_j x_jᵀ and b_k = Σ_{j<
 Per k, w_gd is a fixed multiple of xty, so any probe scored by R² at one position scores them
 alike; their MSEs differ.
 
-The targets use the baselines' per-prefix solvers (`icl_regression.solvers`): each maps
+The targets use the baselines' per-prefix solvers (`icl_regression.baselines.solvers`): each maps
 `xs (B, n, d)`, `ys (B, n)` to `ws (B, n, d)` with `ws[:, i]` fitted on pairs 0..i-1.
 """
 
