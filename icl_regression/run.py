@@ -92,8 +92,8 @@ class Run:
 
 
 def load_run(run_dir: str | Path, step: int | None = None) -> Run:
-    """The run's model at its latest checkpoint (or `step`)."""
-    from icl_regression.checkpoints import Checkpointer
+    """The run's model at its newest checkpoint that restores (or at `step`)."""
+    from icl_regression.checkpoints import Checkpointer, restore_newest
     from icl_regression.models import build_model
     from icl_regression.train.loop import make_optimizer
 
@@ -104,10 +104,13 @@ def load_run(run_dir: str | Path, step: int | None = None) -> Run:
     tx, _ = make_optimizer(cfg)
     ckpt = Checkpointer(run_dir / "checkpoints")
     try:
-        found = ckpt.latest_step() if step is None else step
+        abstract = {"params": params, "opt_state": tx.init(params)}
+        # The newest checkpoint that restores: a damaged one is skipped with a warning (not
+        # moved: only training, which writes it again, moves it aside).
+        found, restored = (step, ckpt.restore(abstract, step)) if step is not None else (
+            restore_newest(ckpt.directory, lambda s: ckpt.restore(abstract, s)) or (None, None))
         if found is None:
             raise FileNotFoundError(f"{run_dir} has no checkpoint yet (train it first)")
-        restored = ckpt.restore({"params": params, "opt_state": tx.init(params)}, found)
     finally:
         ckpt.close()
     return Run(run_dir, cfg, nnx.merge(graphdef, restored["params"]), step=found)

@@ -15,10 +15,9 @@ Schema (version 1; lists are per position, aligned with the setting's "k"; null 
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
+
+from icl_regression.storage import WRITE_WAIT_S, run_lock, write_json
 
 TOP_KEYS = {"schema_version": int, "run_dir": (str, type(None)), "step": (int, type(None)),
             "task": dict, "seed": int, "n_prompts": int, "implicit_prompts": int,
@@ -71,19 +70,12 @@ def validate_eval_json(data: dict) -> dict:
 
 
 def write_eval_json(path: str | Path, data: dict) -> Path:
-    """Validate, then write atomically (temp file in the same directory + os.replace)."""
+    """Validate, then write atomically (temp file in the same directory + os.replace), holding
+    the run directory's lock."""
     validate_eval_json(data)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".eval.", suffix=".json.tmp", dir=path.parent)
-    os.chmod(tmp, 0o644)  # mkstemp makes files owner-only
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with run_lock(path.parent, wait_s=WRITE_WAIT_S):  # not while training writes the run
+        write_json(path, data)
     return path
 
 

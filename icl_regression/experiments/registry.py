@@ -26,7 +26,8 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from icl_regression.config import CORRUPT_MODES, ConfigError
-from icl_regression.figures.style import FORMATS, write_atomically
+from icl_regression.figures.style import FORMATS
+from icl_regression.storage import WRITE_WAIT_S, RunDirLocked, run_lock, write_atomically
 
 EXPERIMENTS = ("task_diversity", "scale", "prior_override", "corrupted_demos",
                "order_sensitivity", "demo_selection", "long_context")
@@ -196,7 +197,8 @@ def evaluate_one(run_dir: Path, cfg: ExperimentsConfig) -> dict:
     results = LOOPS[cfg.name](run, cfg.options)
     record = {"experiment": cfg.name, "run_dir": str(run_dir), "step": run.step,
               "options": options, "wall_s": time.perf_counter() - start, "results": results}
-    write_atomically(path, json.dumps(record, indent=1).encode())
+    with run_lock(run_dir, wait_s=WRITE_WAIT_S):  # not while training writes the run
+        write_atomically(path, json.dumps(record, indent=1).encode())
     return record
 
 
@@ -211,7 +213,7 @@ def run_experiment(cfg: ExperimentsConfig, log: Callable[[str], None] = print) -
     for run_dir in tqdm(discover_runs(cfg.runs), desc=cfg.name, unit="run", file=sys.stderr):
         try:
             record = evaluate_one(run_dir, cfg)
-        except (ExperimentSkipped, FileNotFoundError) as why:
+        except (ExperimentSkipped, FileNotFoundError, RunDirLocked) as why:
             report.skipped[str(run_dir)] = str(why)
             continue
         found.append((RunRecord(run_dir, _config_dict(run_dir)), record))

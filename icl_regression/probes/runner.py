@@ -257,10 +257,11 @@ def probe_run(run: str | Path | Run, options: ProbeOptions | None = None,
                         f"{prefix_name}selectivity")
                     out[selectivity] = _jsonable(r2[g] - control_r2[g])
     if write:
-        from icl_regression.figures.style import write_atomically
+        from icl_regression.storage import WRITE_WAIT_S, run_lock, write_atomically
 
-        write_atomically(run.run_dir / "probes.json",
-                         (json.dumps(result, indent=1) + "\n").encode())
+        with run_lock(run.run_dir, wait_s=WRITE_WAIT_S):  # not while training writes the run
+            write_atomically(run.run_dir / "probes.json",
+                             (json.dumps(result, indent=1) + "\n").encode())
     return result
 
 
@@ -316,6 +317,7 @@ def _hydra_main():
     from omegaconf import DictConfig, OmegaConf
 
     from icl_regression.cli import CONF_DIR
+    from icl_regression.storage import RunDirLocked
 
     @hydra.main(version_base=None, config_path=CONF_DIR, config_name="probes")
     def probes_app(cfg: DictConfig) -> None:
@@ -331,7 +333,7 @@ def _hydra_main():
                     raise ConfigError(f"{key}={path!r} is not allowed; no checkpoints/ there "
                                       "(a trained run directory is needed)")
             result = probe_run(run_dir, options, control_run_dir)
-        except (ConfigError, FileNotFoundError) as error:
+        except (ConfigError, FileNotFoundError, RunDirLocked) as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
         for probe in options.probes:
