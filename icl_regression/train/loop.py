@@ -175,8 +175,10 @@ def train_and_evaluate(cfg: TrainConfig, run_dir: str | Path) -> dict:
         params, opt_state, start = _restore_or_init(session)
         stop = stack.enter_context(StopSignals())
         step = _train(session, params, opt_state, start, stop)
-    stop.forward()  # files closed and the lock released first
-    return _summary(session, start, step, stop.name or None)
+    stopped_by = stop.name if step < cfg.steps else None  # a signal in the last chunk: done
+    if stopped_by:
+        stop.forward()  # files closed and the lock released first
+    return _summary(session, start, step, stopped_by)
 
 
 def _restore_or_init(s: _Session):

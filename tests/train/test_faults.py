@@ -115,6 +115,22 @@ def test_second_process_on_a_run_dir_stops_at_once_and_writes_nothing(finished, 
         holder.wait()
 
 
+def test_a_locked_run_dir_stops_the_task_too(finished, capfd):
+    """The task takes the lock itself (multirun jobs, multi-host process 0, notebooks)."""
+    holder = _hold_in_subprocess(finished)
+    try:
+        before = _snapshot(finished)
+        with pytest.raises(SystemExit) as exit_:
+            train_task(CFG, finished)
+        assert exit_.value.code == 2
+        (line,) = _error_lines(capfd.readouterr().err)
+        assert f"pid {holder.pid}" in line
+        assert _snapshot(finished) == before
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_the_lock_is_exclusive_reentrant_and_dies_with_its_holder(tmp_path):
     holder = _hold_in_subprocess(tmp_path)
     with pytest.raises(RunDirLocked, match=f"pid {holder.pid}"):
