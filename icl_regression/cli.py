@@ -39,13 +39,16 @@ class ValidateConfig(Callback):
     def on_run_start(self, config: Any, **kwargs: Any) -> None:
         from omegaconf import OmegaConf
 
+        from icl_regression.storage import RunDirLocked, hold_run_lock
         from icl_regression.train.loop import check_resumable
 
         train_cfg = checked_config(config)
         run_dir = Path(OmegaConf.select(config, "hydra.run.dir"))
         try:
+            if not train_cfg.mesh.multi_host:  # (multi-host: process 0 takes it in the task)
+                hold_run_lock(run_dir)  # for the whole process, before Hydra writes .hydra/
             check_resumable(train_cfg, run_dir)
-        except ConfigError as err:
+        except (ConfigError, RunDirLocked) as err:
             fail(str(err))
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:

@@ -132,16 +132,18 @@ class Run:
 
 
 def load_run(run_dir: str | Path, step: int | None = None) -> Run:
-    """The run's model at its latest checkpoint (or `step`): parameters only."""
-    from icl_regression.checkpoints import checkpoint_steps, restore_params
+    """The run's model at its newest checkpoint that restores (or at `step`): parameters only.
+    A damaged checkpoint is skipped with a warning, not moved: only training, which writes
+    that step again, moves it aside."""
+    from icl_regression.checkpoints import restore_newest, restore_params
     from icl_regression.models import build_model
 
     run_dir = Path(run_dir)
     cfg = load_config(run_dir)
-    stored = checkpoint_steps(run_dir / "checkpoints")
-    found = (stored[-1] if stored else None) if step is None else step
+    graphdef, params = nnx.split(build_model(cfg.model, cfg.task, cfg.seed))
+    directory = run_dir / "checkpoints"
+    found, restored = (step, restore_params(directory, params, step)) if step is not None else (
+        restore_newest(directory, lambda s: restore_params(directory, params, s)) or (None, None))
     if found is None:
         raise FileNotFoundError(f"{run_dir} has no checkpoint yet (train it first)")
-    graphdef, params = nnx.split(build_model(cfg.model, cfg.task, cfg.seed))
-    restored = restore_params(run_dir / "checkpoints", params, found)
     return Run(run_dir, cfg, nnx.merge(graphdef, restored), step=found)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from icl_regression.storage import write_json
+from icl_regression.storage import WRITE_WAIT_S, run_lock, write_json
 
 TOP_KEYS = {"schema_version": int, "run_dir": (str, type(None)), "step": (int, type(None)),
             "task": dict, "seed": int, "n_prompts": int, "implicit_prompts": int,
@@ -70,10 +70,13 @@ def validate_eval_json(data: dict) -> dict:
 
 
 def write_eval_json(path: str | Path, data: dict) -> Path:
-    """Validate, then write atomically (a reader never sees half a file)."""
+    """Validate, then write atomically (temp file in the same directory + os.replace), holding
+    the run directory's lock."""
     validate_eval_json(data)
-    write_json(path, data, indent=1)
-    return Path(path)
+    path = Path(path)
+    with run_lock(path.parent, wait_s=WRITE_WAIT_S):  # not while training writes the run
+        write_json(path, data)
+    return path
 
 
 def table_positions(d: int, n_points: int) -> list[int]:

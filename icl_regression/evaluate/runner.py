@@ -250,6 +250,7 @@ def main() -> None:
     import hydra
 
     from icl_regression.config import ConfigError
+    from icl_regression.storage import RunDirLocked
 
     register_eval_schema()
     from icl_regression.cli import CONF_DIR as conf_dir
@@ -258,7 +259,7 @@ def main() -> None:
     def _app(cfg) -> None:
         try:
             run_from_config(_eval_config(cfg))
-        except (ValueError, ConfigError, FileNotFoundError) as err:
+        except (ValueError, ConfigError, FileNotFoundError, RunDirLocked) as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
 

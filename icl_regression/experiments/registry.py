@@ -32,7 +32,7 @@ from icl_regression.experiments.options import (
     ExperimentSkipped,
 )
 from icl_regression.figures.style import FORMATS
-from icl_regression.storage import write_json
+from icl_regression.storage import WRITE_WAIT_S, RunDirLocked, run_lock, write_json
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,8 @@ def evaluate_one(run_dir: Path, cfg: ExperimentsConfig) -> dict:
     results = LOOPS.get(cfg.name)(run, cfg.options)
     record = {"experiment": cfg.name, "run_dir": str(run_dir), "step": run.step,
               "options": options, "wall_s": time.perf_counter() - start, "results": results}
-    write_json(path, record, indent=1)
+    with run_lock(run_dir, wait_s=WRITE_WAIT_S):  # not while training writes the run
+        write_json(path, record, indent=1)
     return record
 
 
@@ -170,7 +171,7 @@ def run_experiment(cfg: ExperimentsConfig, log: Callable[[str], None] = print) -
     for run_dir in tqdm(discover_runs(cfg.runs), desc=cfg.name, unit="run", file=sys.stderr):
         try:
             record = evaluate_one(run_dir, cfg)
-        except (ExperimentSkipped, FileNotFoundError) as why:
+        except (ExperimentSkipped, FileNotFoundError, RunDirLocked) as why:
             report.skipped[str(run_dir)] = str(why)
             continue
         found.append((RunRecord(run_dir, _config_dict(run_dir)), record))

@@ -28,7 +28,7 @@ from icl_regression.probes.families import LINEAR_ALPHAS, PROBES, FitOptions, fi
 from icl_regression.probes.summary import best_layers, format_probe_summary
 from icl_regression.probes.targets import TARGETS, ProbeData, probe_data, token_kinds
 from icl_regression.run import Run, load_run
-from icl_regression.storage import finite_or_none, write_json
+from icl_regression.storage import WRITE_WAIT_S, finite_or_none, run_lock, write_json
 
 __all__ = ["ProbeOptions", "best_layers", "format_probe_summary", "probe_options", "probe_run"]
 SCHEMA_VERSION = 1
@@ -225,7 +225,8 @@ def probe_run(run: str | Path | Run, options: ProbeOptions | None = None,
         "targets": _target_scores(scores, models, options),
     }
     if write:
-        write_json(run.run_dir / "probes.json", result)
+        with run_lock(run.run_dir, wait_s=WRITE_WAIT_S):  # not while training writes the run
+            write_json(run.run_dir / "probes.json", result)
     return result
 
 
@@ -234,6 +235,7 @@ def _hydra_main():
     from omegaconf import DictConfig, OmegaConf
 
     from icl_regression.cli import CONF_DIR
+    from icl_regression.storage import RunDirLocked
 
     @hydra.main(version_base=None, config_path=CONF_DIR, config_name="probes")
     def probes_app(cfg: DictConfig) -> None:
@@ -249,7 +251,7 @@ def _hydra_main():
                     raise ConfigError(f"{key}={path!r} is not allowed; no checkpoints/ there "
                                       "(a trained run directory is needed)")
             result = probe_run(run_dir, options, control_run_dir)
-        except (ConfigError, FileNotFoundError) as error:
+        except (ConfigError, FileNotFoundError, RunDirLocked) as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
         for probe in options.probes:

@@ -7,14 +7,15 @@ inside the scan from `(seed, step)`: no host data pipeline, exact resume, one co
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
-import os
 import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -26,8 +27,10 @@ from icl_regression.checkpoints import Checkpointer
 from icl_regression.config import ConfigError, TrainConfig, validate, validate_devices
 from icl_regression.data import tasks
 from icl_regression.models import build_model, count_params
+from icl_regression.storage import run_lock, write_atomically
 from icl_regression.train.mesh import DataParallel, shutdown_distributed
-from icl_regression.train.metrics_log import MetricsWriter, progress_bar
+from icl_regression.train.metrics_log import MetricsWriter, chunk_record, progress_bar
+from icl_regression.train.signals import StopSignals
 
 # Keys that may change when a run is resumed; any other difference is refused.
 RESUMABLE_KEYS = {"steps", "progress", "tensorboard", "keep_checkpoints", "keep_period",
@@ -135,97 +138,148 @@ def check_resumable(cfg: TrainConfig, run_dir: Path) -> None:
                           f"({key}={old!r}); pick a new hydra.run.dir to start a new run")
 
 
+@dataclasses.dataclass
+class _Session:
+    """What one training process works with, besides the state it updates."""
+
+    cfg: TrainConfig
+    run_dir: Path
+    parallel: DataParallel
+    writer_process: bool
+    ckpt: Checkpointer
+    n_params: int = 0
+    update: Any = None
+    compiled: dict = dataclasses.field(default_factory=dict)  # n_steps -> compiled update
+    compile_s: float = 0.0
+    train_s: float = 0.0
+
+
 def train_and_evaluate(cfg: TrainConfig, run_dir: str | Path) -> dict:
-    """Train (or resume) the run in `run_dir`; returns a summary dict."""
+    """Train (or resume) the run in `run_dir`; returns a summary dict ("stopped_by" names the
+    signal that stopped it early, after a checkpoint)."""
     validate(cfg)
     run_dir = Path(run_dir)
-    check_resumable(cfg, run_dir)
     parallel = DataParallel.create(cfg.mesh)
     validate_devices(cfg, parallel.n_devices)
     writer_process = jax.process_index() == 0
-    if writer_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        # Atomic: other processes of a multi-host run may be reading it in check_resumable.
-        tmp = run_dir / "config.json.tmp"
-        tmp.write_text(json.dumps(_config_dict(cfg), indent=2))
-        os.replace(tmp, run_dir / "config.json")
+    with contextlib.ExitStack() as stack:
+        if writer_process:  # before anything is written; the other hosts never write here
+            stack.enter_context(run_lock(run_dir))
+        check_resumable(cfg, run_dir)
+        if writer_process:  # atomic: other hosts may be reading it in check_resumable
+            write_atomically(run_dir / "config.json",
+                             json.dumps(_config_dict(cfg), indent=2).encode())
+        ckpt = Checkpointer(run_dir / "checkpoints", cfg.keep_checkpoints, cfg.keep_period)
+        stack.callback(ckpt.close)
+        session = _Session(cfg, run_dir, parallel, writer_process, ckpt)
+        params, opt_state, start = _restore_or_init(session)
+        stop = stack.enter_context(StopSignals())
+        step = _train(session, params, opt_state, start, stop)
+    stopped_by = stop.name if step < cfg.steps else None  # a signal in the last chunk: done
+    if stopped_by:
+        stop.forward()  # files closed and the lock released first
+    return _summary(session, start, step, stopped_by)
 
+
+def _restore_or_init(s: _Session):
+    """(params, opt_state, step): fresh ones, or the newest checkpoint that restores."""
+    cfg, parallel = s.cfg, s.parallel
     model = build_model(cfg.model, cfg.task, cfg.seed)
-    n_params = count_params(model)
+    s.n_params = count_params(model)
     graphdef, params = nnx.split(model)
     tx, schedule = make_optimizer(cfg)
     params = parallel.replicate(params)
     opt_state = parallel.replicate(tx.init(params))
-    ckpt = Checkpointer(run_dir / "checkpoints", cfg.keep_checkpoints, cfg.keep_period)
-    start = ckpt.latest_step() or 0
-    if start:
-        restored = ckpt.restore({"params": params, "opt_state": opt_state})
+    start, restored = s.ckpt.restore_newest({"params": params, "opt_state": opt_state}) or (
+        0, None)
+    if restored is not None:
         params, opt_state = restored["params"], restored["opt_state"]
-    print(f"[icl] {cfg.model.name}: {n_params:,} parameters; devices: {parallel.n_devices} x "
+    s.update = make_update(cfg, graphdef, tx, schedule, parallel)
+    print(f"[icl] {cfg.model.name}: {s.n_params:,} parameters; devices: {parallel.n_devices} x "
           f"{jax.devices()[0].platform} ({cfg.batch_size // parallel.n_devices} prompts each); "
-          f"run dir: {run_dir}"
-          + (f"; resuming from step {start}" if start else ""), file=sys.stderr)
+          f"run dir: {s.run_dir}" + (f"; resuming from step {start}" if start else ""),
+          file=sys.stderr)
+    return params, opt_state, start
 
-    update = make_update(cfg, graphdef, tx, schedule, parallel)
-    writer = MetricsWriter(run_dir / "metrics.jsonl", start, cfg.tensorboard, writer_process)
-    compile_s, compiled = 0.0, {}
-    step, elapsed = start, 0.0
-    bar = progress_bar(cfg.steps, start, cfg.progress and writer_process)
+
+def _train(s: _Session, params, opt_state, step: int, stop: StopSignals) -> int:
+    """Chunks of `log_every` steps until `cfg.steps` or a stop signal; returns the step."""
+    cfg = s.cfg
+    writer = MetricsWriter(s.run_dir / "metrics.jsonl", step, cfg.tensorboard,
+                           s.writer_process)
+    bar = progress_bar(cfg.steps, step, cfg.progress and s.writer_process)
     try:
         while step < cfg.steps:
             n_steps = min(cfg.log_every, cfg.steps - step)
-            if n_steps not in compiled:
-                t0 = time.perf_counter()
-                compiled[n_steps] = update.lower(params, opt_state, step, n_steps).compile()
-                compile_s += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            new_params, new_opt_state, metrics = compiled[n_steps](params, opt_state, step)
-            metrics = jax.device_get(metrics)  # blocks until the chunk is done
-            dt = time.perf_counter() - t0
-            elapsed += dt
-            bad = ~np.isfinite(metrics["loss"])
-            if bad.any():
-                if ckpt.latest_step() != step:  # collective: every process calls save
-                    ckpt.save(step, {"params": params, "opt_state": opt_state})
-                raise NonFiniteLossError(
-                    f"non-finite loss at step {step + int(np.argmax(bad)) + 1}; stopped. The last "
-                    f"good state (step {step}) is checkpointed in {run_dir / 'checkpoints'}; try "
-                    f"a lower optim.lr or optim.grad_clip>0")
+            new_params, new_opt_state, metrics, dt = _run_chunk(s, params, opt_state, step,
+                                                                n_steps)
+            _stop_if_not_finite(s, metrics, step, params, opt_state)
             params, opt_state, step = new_params, new_opt_state, step + n_steps
-            record = {"step": step, "loss": float(metrics["loss"].mean()),
-                      "loss_norm": float(metrics["loss_norm"].mean()),
-                      "lr": float(metrics["lr"][-1]),
-                      "grad_norm": float(metrics["grad_norm"].mean()),
-                      "param_norm": float(metrics["param_norm"][-1]),
-                      "steps_per_sec": n_steps / dt, "elapsed_s": elapsed,
-                      "curriculum_dims": int(metrics["curriculum_dims"][-1]),
-                      "curriculum_points": int(metrics["curriculum_points"][-1])}
+            record = chunk_record(metrics, step, n_steps, dt, s.train_s)
             writer.write(record)
             bar.update(n_steps)
             bar.set_postfix(loss=f"{record['loss_norm']:.4f}", sps=f"{n_steps / dt:.0f}")
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
                 # Every process calls save (Orbax synchronises them and writes replicated
                 # arrays and metadata from process 0 only); skipping it elsewhere deadlocks.
-                ckpt.save(step, {"params": params, "opt_state": opt_state})
+                s.ckpt.save(step, {"params": params, "opt_state": opt_state})
+            if step < cfg.steps and stop.requested():
+                if s.ckpt.latest_step() != step:
+                    s.ckpt.save(step, {"params": params, "opt_state": opt_state})
+                print(f"\n[icl] {stop.name}: stopped at step {step}, checkpointed in "
+                      f"{s.ckpt.directory}; the same command resumes it", file=sys.stderr)
+                break
     finally:
         bar.close()
         writer.close()
-        ckpt.close()
-    done = step - start
-    summary = {"run_dir": str(run_dir), "step": step, "n_params": n_params,
-               "compile_s": compile_s, "train_s": elapsed,
+    return step
+
+
+def _run_chunk(s: _Session, params, opt_state, step: int, n_steps: int):
+    """One jitted call of `n_steps` steps (compiled once per chunk length)."""
+    if n_steps not in s.compiled:
+        t0 = time.perf_counter()
+        s.compiled[n_steps] = s.update.lower(params, opt_state, step, n_steps).compile()
+        s.compile_s += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    new_params, new_opt_state, metrics = s.compiled[n_steps](params, opt_state, step)
+    metrics = jax.device_get(metrics)  # blocks until the chunk is done
+    dt = time.perf_counter() - t0
+    s.train_s += dt
+    return new_params, new_opt_state, metrics, dt
+
+
+def _stop_if_not_finite(s: _Session, metrics: dict, step: int, params, opt_state) -> None:
+    """The NaN guard: keep the state from before the chunk that diverged, and stop."""
+    bad = ~np.isfinite(metrics["loss"])
+    if not bad.any():
+        return
+    if s.ckpt.latest_step() != step:  # collective: every process calls save
+        s.ckpt.save(step, {"params": params, "opt_state": opt_state})
+    raise NonFiniteLossError(
+        f"non-finite loss at step {step + int(np.argmax(bad)) + 1}; stopped. The last good "
+        f"state (step {step}) is checkpointed in {s.ckpt.directory}; start a new run (another "
+        "hydra.run.dir) with a lower optim.lr or optim.grad_clip>0")
+
+
+def _summary(s: _Session, start: int, step: int, stopped_by: str | None) -> dict:
+    done, elapsed = step - start, s.train_s
+    summary = {"run_dir": str(s.run_dir), "step": step, "n_params": s.n_params,
+               "compile_s": s.compile_s, "train_s": elapsed,
                "steps_per_sec": done / elapsed if elapsed else math.nan,
-               "peak_host_mem_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+               "peak_host_mem_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+               "stopped_by": stopped_by}
     print(f"[icl] trained {done} steps in {elapsed:.1f}s ({summary['steps_per_sec']:.0f} "
-          f"steps/s, compile {compile_s:.1f}s); run dir: {run_dir}", file=sys.stderr)
+          f"steps/s, compile {s.compile_s:.1f}s); run dir: {s.run_dir}", file=sys.stderr)
     return summary
 
 
 def main() -> None:
     from icl_regression.cli import run_hydra
+    from icl_regression.train.task import train_task
 
     try:
-        run_hydra(train_and_evaluate, config_name="train")
+        run_hydra(train_task, config_name="train")
     finally:
         shutdown_distributed()
 

@@ -48,6 +48,18 @@ class MetricsWriter:
             self._tb.close()
 
 
+def chunk_record(metrics: dict, step: int, n_steps: int, dt: float, elapsed: float) -> dict:
+    """One metrics.jsonl line from the per-step metrics of a chunk."""
+    return {"step": step, "loss": float(metrics["loss"].mean()),
+            "loss_norm": float(metrics["loss_norm"].mean()),
+            "lr": float(metrics["lr"][-1]),
+            "grad_norm": float(metrics["grad_norm"].mean()),
+            "param_norm": float(metrics["param_norm"][-1]),
+            "steps_per_sec": n_steps / dt, "elapsed_s": elapsed,
+            "curriculum_dims": int(metrics["curriculum_dims"][-1]),
+            "curriculum_points": int(metrics["curriculum_points"][-1])}
+
+
 def progress_bar(total: int, initial: int, enabled: bool, desc: str = "train"):
     """tqdm shows steps, steps/s and ETA; loss goes in the postfix."""
     return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, unit="step",
