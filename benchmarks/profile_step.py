@@ -24,8 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from vs_pytorch import CASES, TorchGPT, jax_side  # noqa: E402
 
 # XLA op names in the trace -> kind (first match wins).
-KINDS = [("matmul", r"dot|gemm|matmul|xnn|ynn|onednn"), ("copy/transpose", r"copy|transpose"),
-         ("reduce", r"reduce"), ("while/slice", r"while|dynamic|slice|concat|pad"),
+# A while loop's event spans its body's ops, so loops are left out (they hold no work).
+KINDS = [("loop", r"^while|^conditional|^call"), ("matmul", r"dot|gemm|matmul|xnn|ynn|onednn"),
+         ("copy/transpose", r"copy|transpose"), ("reduce", r"reduce"),
+         ("layer-loop slices/updates", r"dynamic|slice|concat|pad"),
          ("fusion (elementwise)", r"fusion"), ("rng", r"rng|threefry|random")]
 
 
@@ -42,7 +44,7 @@ def jax_breakdown(call) -> collections.Counter:
     totals = collections.Counter()
     for e in events:
         # Thunk executions carry an hlo_op argument; host-side Python events do not.
-        if e.get("ph") == "X" and "hlo_op" in e.get("args", {}):
+        if e.get("ph") == "X" and "hlo_op" in e.get("args", {}) and kind(e["name"]) != "loop":
             totals[kind(e["name"])] += e.get("dur", 0)
     return totals
 
@@ -60,6 +62,9 @@ def torch_breakdown(ref: TorchGPT, batch: int, n_steps: int) -> collections.Coun
                  "copy/transpose" if re.search(r"copy|contiguous|transpose|permute|clone", name)
                  else "optimizer" if "adam" in name or "foreach" in name else "other")
         totals[group] += avg.self_cpu_time_total
+    top = sorted(prof.key_averages(), key=lambda a: -a.self_cpu_time_total)[:8]
+    print("PyTorch top ops (self CPU): " + ", ".join(
+        f"{a.key} {a.self_cpu_time_total / 1e3:.0f} ms" for a in top))
     return totals
 
 
