@@ -1,5 +1,5 @@
-"""Engine levers timed against each other in one process: 1 vs 2 CPU devices, scanned vs
-unrolled layers.
+"""Engine levers timed against each other in one process: 1 vs 2 CPU devices; the layers as
+one `lax.scan`, an unrolled scan, or a Python loop over static slices.
 
     python benchmarks/engine_levers.py                          # small (interleaved) config
     python benchmarks/engine_levers.py experiment=garg_linear --steps 2
@@ -28,10 +28,11 @@ from train_throughput import compose, setup  # noqa: E402
 from icl_regression.train.mesh import DataParallel  # noqa: E402
 
 
-def variant(cfg, n_devices: int, unroll: bool, n_steps: int):
+def variant(cfg, n_devices: int, loop: str, n_steps: int):
     """A no-argument callable running one compiled n-step update, and its compile seconds."""
     parallel = DataParallel.create(devices=jax.devices()[:n_devices])
-    update, params, opt_state, _ = setup(cfg, parallel, unroll_layers=unroll)
+    update, params, opt_state, _ = setup(cfg, parallel, unroll_layers=loop == "unrolled scan",
+                                         layer_loop="python" if loop == "python" else "scan")
     start = time.perf_counter()
     compiled = update.lower(params, opt_state, 0, n_steps).compile()
     compile_s = time.perf_counter() - start
@@ -46,13 +47,16 @@ def main(argv: list[str] | None = None) -> None:
                         default=["experiment=quickstart", "model.encoding=interleaved"])
     parser.add_argument("--steps", type=int, default=40, help="steps per timed call")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--devices", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--loops", nargs="+", default=["scan", "unrolled scan", "python"],
+                        choices=["scan", "unrolled scan", "python"])
     args = parser.parse_args(argv)
     cfg = compose(args.overrides)
-    variants = {f"{n} device(s), {'unrolled' if u else 'scanned'} layers": (n, u)
-                for n in (1, min(2, jax.device_count())) for u in (False, True)}
+    variants = {f"{n} device(s), layers: {loop}": (n, loop)
+                for n in args.devices for loop in args.loops}
     calls, compile_s = {}, {}
-    for name, (n, u) in variants.items():
-        calls[name], compile_s[name] = variant(cfg, n, u, args.steps)
+    for name, (n, loop) in variants.items():
+        calls[name], compile_s[name] = variant(cfg, n, loop, args.steps)
     best = dict.fromkeys(calls, float("inf"))
     for _ in range(args.repeats):
         for name, call in calls.items():

@@ -98,10 +98,13 @@ def peak_memory_gib() -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "host RSS"
 
 
-def setup(cfg: TrainConfig, parallel: DataParallel, unroll_layers: bool):
+def setup(cfg: TrainConfig, parallel: DataParallel, unroll_layers: bool,
+          layer_loop: str | None = None):
     model = build_model(cfg.model, cfg.task, cfg.seed)
     if unroll_layers and hasattr(model, "scan_unroll"):
         model.scan_unroll = cfg.model.n_layer
+    if layer_loop and hasattr(model, "layer_loop"):
+        model.layer_loop = layer_loop
     graphdef, params = nnx.split(model)
     tx, schedule = loop.make_optimizer(cfg)
     params = parallel.replicate(params)

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import os
 
-# Two fake CPU devices exist so that the 1-device "before" engine and the data-parallel one
-# run in one process; OpenMP threads sleep instead of spinning when they wait, or on a shared
-# machine PyTorch's 2-thread step collapses (measured here: 0.14-0.28 steps/s against 4-6 with
-# this). Both are set before JAX or torch is imported; the environment wins.
+# Two fake CPU devices exist so that the 1-device engine (the default) and the 2-device
+# data-parallel one run in one process; OpenMP threads sleep instead of spinning when they
+# wait, or on a shared machine PyTorch's 2-thread step collapses (measured here: 0.14-0.28
+# steps/s against 4-6 with this). Both are set before JAX or torch is imported; the
+# environment wins.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -107,15 +108,16 @@ def timed(fn) -> float:
 
 
 def compare(name: str, repeats: int, steps: int | None = None) -> dict:
-    """Engine defaults, the engine before (1 device, scanned layers) and PyTorch, alternated."""
+    """This project's update on 1 device (the default) and on every device, and PyTorch,
+    alternated."""
     overrides, default_steps = CASES[name]
     n_steps = steps or default_steps
-    now, cfg, n_devices = jax_side(overrides, n_steps, None, unroll=False)
-    before, _, _ = jax_side(overrides, n_steps, 1, unroll=False)
+    one, cfg, _ = jax_side(overrides, n_steps, 1, unroll=False)
+    every, _, n_devices = jax_side(overrides, n_steps, None, unroll=False)
     m, t = cfg.model, cfg.task
     ref = TorchGPT(t.d, t.n_points, m.n_layer, m.d_model, m.n_head, cfg.optim.lr or 1e-4)
     ref.run(cfg.batch_size, 2)  # warm-up: allocator, first-call dispatch
-    calls = {"jax": now, "before": before, "torch": lambda: ref.run(cfg.batch_size, n_steps)}
+    calls = {"one": one, "every": every, "torch": lambda: ref.run(cfg.batch_size, n_steps)}
     best = dict.fromkeys(calls, float("inf"))
     for _ in range(repeats):  # alternate, so that load changes hit every side
         for side, call in calls.items():
@@ -124,20 +126,21 @@ def compare(name: str, repeats: int, steps: int | None = None) -> dict:
            "width": m.d_model, "heads": m.n_head, "encoding": m.encoding,
            "batch": cfg.batch_size, "steps": n_steps, "devices": n_devices,
            "attention": ref.attention, **{side: n_steps / b for side, b in best.items()}}
-    row["ratio"], row["ratio_before"] = row["jax"] / row["torch"], row["before"] / row["torch"]
+    row["ratio"], row["ratio_every"] = row["one"] / row["torch"], row["every"] / row["torch"]
     print(row, file=sys.stderr, flush=True)
     return row
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| config | shape | JAX tokens | JAX steps/s (before) | PyTorch steps/s "
-             "(interleaved) | ratio (before) | steps per timing |", "|" + " --- |" * 7]
+    lines = ["| config | shape | JAX tokens | JAX steps/s: 1 device (default) / all devices "
+             "| PyTorch steps/s (interleaved) | ratio: 1 / all devices | steps per timing |",
+             "|" + " --- |" * 7]
     for r in rows:
         shape = (f"d={r['d']}, {r['points']} points, {r['layers']} × {r['width']}, "
                  f"{r['heads']} heads, batch {r['batch']}")
-        lines.append(f"| {r['config']} | {shape} | {r['encoding']} | {r['jax']:.3g} "
-                     f"({r['before']:.3g}) | {r['torch']:.3g} | {r['ratio']:.2f}× "
-                     f"({r['ratio_before']:.2f}×) | {r['steps']} |")
+        lines.append(f"| {r['config']} | {shape} | {r['encoding']} | {r['one']:.3g} / "
+                     f"{r['every']:.3g} ({r['devices']}) | {r['torch']:.3g} | {r['ratio']:.2f}× / "
+                     f"{r['ratio_every']:.2f}× | {r['steps']} |")
     return "\n".join(lines)
 
 
@@ -154,8 +157,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = [compare(name, args.repeats, args.steps) for name in args.cases]
     print(f"threads: PyTorch {torch.get_num_threads()} (torch {torch.__version__}, attention "
           f"{rows[0]['attention']}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}), "
-          f"XLA CPU pool {cores()} shared by {rows[0]['devices']} JAX device(s) (jax "
-          f"{jax.__version__}; before: 1 device); XLA_FLAGS={os.environ.get('XLA_FLAGS')!r}; "
+          f"XLA CPU pool {cores()} shared by the JAX devices (jax {jax.__version__}); "
+          f"XLA_FLAGS={os.environ.get('XLA_FLAGS')!r}; "
           f"load {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
     print(markdown(rows))
 
