@@ -1,5 +1,7 @@
-"""Engine levers timed against each other in one process: 1 vs 2 CPU devices; the layers as
-one `lax.scan`, an unrolled scan, or a Python loop over static slices.
+"""Engine levers timed against each other in one process: devices and the layer loop's form.
+
+1 vs 2 CPU devices; the layers as one `lax.scan`, an unrolled scan, or a Python loop over
+static slices.
 
     python benchmarks/engine_levers.py                          # small (interleaved) config
     python benchmarks/engine_levers.py experiment=garg_linear --steps 2

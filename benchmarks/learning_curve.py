@@ -1,5 +1,6 @@
-"""Learning curve of a run: normalised error at chosen k for every stored checkpoint, against
-the training wall time at that step (metrics.jsonl's elapsed_s).
+"""Learning curve of a run: normalised error at chosen k for every stored checkpoint.
+
+Each row also has the training wall time at that step (metrics.jsonl's elapsed_s).
 
     python benchmarks/learning_curve.py runs/garg_linear_cpu/RUN --ks 10 20 40
 

@@ -1,5 +1,6 @@
-"""Where a training step's time goes: per-op-kind breakdown of this project's update
-(`jax.profiler` trace) and of the PyTorch reference step (`torch.profiler`), same shapes.
+"""Where a training step's time goes, per op kind: this project's update and the PyTorch step.
+
+Same shapes; `jax.profiler` trace of the update, `torch.profiler` of the reference step.
 
     python benchmarks/profile_step.py                  # small (interleaved)
     python benchmarks/profile_step.py --case paper --steps 2

@@ -1,5 +1,7 @@
-"""Engine choices that must not change the math: the layer loop as one `lax.scan`, an unrolled
-scan, or a Python loop over static slices (loss, grads and captured intermediates)."""
+"""Engine choices that must not change the math: the three forms of the layer loop.
+
+One `lax.scan`, an unrolled scan, or a Python loop over static slices: same loss, grads and
+captured intermediates."""
 
 import jax
 import jax.numpy as jnp
