@@ -4,6 +4,7 @@ ratio to the matmul peak measured in the same process, and peak memory.
     python benchmarks/train_throughput.py                    # quickstart, small, garg_linear
     python benchmarks/train_throughput.py experiment=garg_linear model.dtype=bfloat16
     python benchmarks/train_throughput.py --json bench.json experiment=quickstart batch_size=256
+    python benchmarks/train_throughput.py --dtypes float32 bfloat16 --batch-sizes 64 512
 
 Positional arguments are Hydra overrides of conf/loop.yaml (one config); without any, the
 reference cases below run. Timing uses the training code itself (`loop.make_update`: one jitted
