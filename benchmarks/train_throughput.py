@@ -4,6 +4,7 @@ ratio to the matmul peak measured in the same process, and peak memory.
     python benchmarks/train_throughput.py                    # quickstart, small, garg_linear
     python benchmarks/train_throughput.py experiment=garg_linear model.dtype=bfloat16
     python benchmarks/train_throughput.py --json bench.json experiment=quickstart batch_size=256
+    python benchmarks/train_throughput.py --dtypes float32 bfloat16 --batch-sizes 64 512
 
 Positional arguments are Hydra overrides of conf/loop.yaml (one config); without any, the
 reference cases below run. Timing uses the training code itself (`loop.make_update`: one jitted
@@ -98,10 +99,13 @@ def peak_memory_gib() -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "host RSS"
 
 
-def setup(cfg: TrainConfig, parallel: DataParallel, unroll_layers: bool):
+def setup(cfg: TrainConfig, parallel: DataParallel, unroll_layers: bool,
+          layer_loop: str | None = None):
     model = build_model(cfg.model, cfg.task, cfg.seed)
     if unroll_layers and hasattr(model, "scan_unroll"):
         model.scan_unroll = cfg.model.n_layer
+    if layer_loop and hasattr(model, "layer_loop"):
+        model.layer_loop = layer_loop
     graphdef, params = nnx.split(model)
     tx, schedule = loop.make_optimizer(cfg)
     params = parallel.replicate(params)
@@ -119,7 +123,8 @@ def xla_flops(cfg: TrainConfig, parallel: DataParallel) -> float:
     return float(cost["flops"]) * parallel.n_devices
 
 
-def benchmark(label: str, overrides: list[str], steps_per_call: int | None, repeats: int) -> dict:
+def benchmark(label: str, overrides: list[str], steps_per_call: int | None, repeats: int,
+              peak_s: float = 1.0) -> dict:
     cfg = compose(overrides)
     parallel = DataParallel.create(cfg.mesh)
     validate_devices(cfg, parallel.n_devices)
@@ -135,13 +140,13 @@ def benchmark(label: str, overrides: list[str], steps_per_call: int | None, repe
     compiled = update.lower(params, opt_state, 0, steps_per_call).compile()
     compile_s, compile_cpu_s = time.perf_counter() - wall, time.process_time() - cpu
     jax.block_until_ready(compiled(params, opt_state, 0))  # warm-up
-    peak = matmul_peak(dtype, platform)
+    peak = matmul_peak(dtype, platform, peak_s)
     calls = []
     for _ in range(repeats):
         start = time.perf_counter()
         jax.block_until_ready(compiled(params, opt_state, 0))
         calls.append(time.perf_counter() - start)
-    peak = max(peak, matmul_peak(dtype, platform))
+    peak = max(peak, matmul_peak(dtype, platform, peak_s))
     steps_per_s = steps_per_call / min(calls)
     # Fake CPU devices share the host's cores (and its matmul peak): compare their total.
     shared = platform == "cpu" and jax.local_device_count() > 1
@@ -182,6 +187,20 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def crossed(cases: dict, dtypes: list[str] | None, batch_sizes: list[int] | None) -> dict:
+    """Every case once per (dtype, batch size) given; labels name the non-default ones."""
+    out = {}
+    for label, overrides in cases.items():
+        for dtype in dtypes or [None]:
+            for batch in batch_sizes or [None]:
+                extra = ([f"model.dtype={dtype}"] if dtype else []) + (
+                    [f"batch_size={batch}"] if batch else [])
+                name = " ".join([label] + ([dtype] if dtype else []) + (
+                    [f"b{batch}"] if batch else []))
+                out[name] = overrides + extra
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides (default: the reference "
@@ -190,13 +209,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps-per-call", type=int, help="default: about 2 s of work")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls (best is kept)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--peak-seconds", type=float, default=1.0,
+                        help="length of each matmul-peak timing")
+    parser.add_argument("--dtypes", nargs="+", help="cross every case with these compute "
+                        "dtypes (float32, bfloat16)")
+    parser.add_argument("--batch-sizes", nargs="+", type=int, help="... and these batch sizes")
     args = parser.parse_args(argv)
     cases = ({args.label or " ".join(args.overrides): args.overrides} if args.overrides
              else CASES)
+    cases = crossed(cases, args.dtypes, args.batch_sizes)
     rows = []
     for label, overrides in cases.items():
         print(f"[bench] {label}: {' '.join(overrides)}", file=sys.stderr, flush=True)
-        rows.append(benchmark(label, overrides, args.steps_per_call, args.repeats))
+        rows.append(benchmark(label, overrides, args.steps_per_call, args.repeats,
+                              args.peak_seconds))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     print(markdown(rows))
     if args.json:

@@ -36,6 +36,9 @@ class GPT(nnx.Module):
         # as fast as unrolling; benchmarks set n_layer so that XLA's cost analysis (which
         # counts a loop body once) sees every layer.
         self.scan_unroll = 1
+        # "scan" or "python" (a Python loop over static layer slices: no per-layer dynamic
+        # slices of the stacked weights and no stacked activation buffers; compiles L blocks).
+        self.layer_loop = "scan"
         param_dtype = DTYPES[model.param_dtype]
         n_layer, width, hidden = model.n_layer, model.d_model, model.mlp_ratio * model.d_model
         n_in = tokens.token_width(model.encoding, task.d)
@@ -100,7 +103,14 @@ class GPT(nnx.Module):
             return h, ((h, attention) if capture else None)
 
         h0 = h
-        h, per_layer = jax.lax.scan(body, h, stacked, unroll=self.scan_unroll)
+        if self.layer_loop == "python":
+            outs = []
+            for i in range(stacked["w_qkv"].shape[0]):
+                h, out = body(h, {name: w[i] for name, w in stacked.items()})
+                outs.append(out)
+            per_layer = jax.tree.map(lambda *xs: jnp.stack(xs), *outs) if capture else None
+        else:
+            h, per_layer = jax.lax.scan(body, h, stacked, unroll=self.scan_unroll)
         out = layer_norm(h, cast(self.lnf_scale), cast(self.lnf_bias))
         token_preds = (out @ cast(self.read_out) + cast(self.read_out_bias))[..., 0]  # (B, T)
         preds = token_preds[:, tokens.x_positions(self.encoding, xs.shape[1])]  # (B, n)
