@@ -39,6 +39,9 @@ DESCRIPTIONS = {
     "y_scale_2": "w (so every noiseless label) scaled by 2",
     "noisy_labels": "extra label noise N(0, 0.5²) on every label",
     "shifted_w": "w prior mean shifted by μ = 1/√d·(1, …, 1), ‖μ‖ = 1",
+    # Appended last: a setting's random stream is its index here, so the others keep theirs.
+    "kappa_100": "x ~ N(0, Σ), κ(Σ) = 100 (eigenvalues log-spaced, trace d), random "
+                 "eigenbasis per prompt (Fu et al. 2023)",
 }
 SETTINGS = tuple(DESCRIPTIONS)
 QUERY_SETTINGS = ("orthant", "orthogonal_query", "repeated_query")
@@ -83,6 +86,17 @@ def _orthogonal_query(xs, eval_position):
     return perp * scale[:, None]
 
 
+def _rotated_ill_conditioned(rng: np.random.Generator, shape, kappa: float) -> np.ndarray:
+    """x = U diag(√λ) z with λ log-spaced from 1 to 1/κ (rescaled to trace d) and U a uniformly
+    random rotation per prompt (QR of a Gaussian, signs fixed by R's diagonal): (B, n, d)."""
+    batch, _, d = shape
+    eigs = np.geomspace(1.0, 1.0 / kappa, d)
+    eigs = eigs * (d / eigs.sum())  # (d,)
+    q, r = np.linalg.qr(rng.standard_normal((batch, d, d)))  # (B, d, d)
+    q = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
+    return np.einsum("bnd,bed->bne", rng.standard_normal(shape) * np.sqrt(eigs), q)
+
+
 def setting_rng(key: jax.Array, name: str) -> np.random.Generator:
     """The setting's own NumPy generator, seeded from fold_in(key, index of the setting)."""
     sub = jax.random.fold_in(key, SETTINGS.index(name))
@@ -107,6 +121,8 @@ def make_setting(name: str, key: jax.Array, base: Prompts, task: TaskConfig) -> 
     elif name == "skewed_cov":
         eigs = np.asarray(tasks.x_covariance_eigs(dataclasses.replace(task, x_dist="skewed")))
         xs = rng.standard_normal(xs.shape) * np.sqrt(eigs)
+    elif name == "kappa_100":
+        xs = _rotated_ill_conditioned(rng, xs.shape, kappa=100.0)
     elif name == "half_subspace":
         basis, _ = np.linalg.qr(rng.standard_normal((batch, d, max(d // 2, 1))))  # (B, d, d/2)
         xs = np.einsum("bnd,bde,bfe->bnf", xs, basis, basis)
