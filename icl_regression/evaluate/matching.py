@@ -13,6 +13,8 @@ from icl_regression.storage import finite_or_none
 # GD needs exponentially more steps than Newton for the same accuracy: a geometric grid.
 GD_STEPS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024,
             1536, 2048, 3072, 4096)
+# Step counts fitted on a log scale (GD-like: accuracy grows with log t, Newton's with t).
+LOG_FITTED = ("gd", "online_gd")
 
 
 def default_iterations(name: str, d: int) -> tuple[int, ...]:
@@ -67,9 +69,13 @@ def match_algorithms(readout: np.ndarray, xs, ys, tuning: tuple, algorithms: Seq
         preds = np.asarray(iterative.iterate_predictions(name, xs, ys, its, eta))  # (T, B, n)
         spd = spd_grid(readout, preds, normaliser)  # (L, T, n)
         per_k, by_layer = best_iterations(spd, its)
+        log2 = name in LOG_FITTED
+        slope, intercept = fitted_slope(np.arange(readout.shape[0]), by_layer, log2)
         out[name] = {"iterations": list(its),
                      "eta": None if eta is None else finite_or_none(eta),
                      "error": finite_or_none(sq_error_curve(preds, ys, normaliser)),
                      "spd": finite_or_none(spd), "best_iteration": per_k.tolist(),
-                     "best_iteration_by_layer": by_layer.tolist()}
+                     "best_iteration_by_layer": by_layer.tolist(),
+                     "slope": {"per_layer": slope, "intercept": intercept,
+                               "of": "log2(t)" if log2 else "t"}}
     return out

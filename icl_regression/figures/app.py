@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from icl_regression.config import ConfigError
 from icl_regression.figures import plots, sweeps
+from icl_regression.figures.layerwise import layerwise_figures
 from icl_regression.figures.stored_runs import (
     RunRecord,
     bayes_lambda,
@@ -151,6 +152,7 @@ def run_figures(record: RunRecord, options: FiguresConfig
         for family in families:
             yield f"probes_{family}", lambda f=family: plots.plot_probe_heatmaps(
                 record.probes, f)
+    yield from layerwise_figures(record.path)  # layerwise.json, when the run has one
     if options.attention.enabled:
         yield "attention", lambda: _attention_figure(record, options.attention)
 

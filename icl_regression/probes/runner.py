@@ -57,6 +57,7 @@ class ProbeOptions:
     capture_batch: int = 1024  # prompts per forward pass
     mlp: FitOptions = field(default_factory=FitOptions)
     attention: FitOptions = field(default_factory=FitOptions)
+    attention_mlp: FitOptions = field(default_factory=FitOptions)
 
 
 def _names(value, allowed: Sequence[str], key: str) -> tuple[str, ...]:
@@ -103,7 +104,7 @@ def probe_options(values: Mapping) -> ProbeOptions:
         raise ConfigError(f"n_prompts={values['n_prompts']!r} is not allowed; must be >= 50")
     if int(values.get("capture_batch", 1024)) < 1:
         raise ConfigError(f"capture_batch={values['capture_batch']!r} is not allowed; must be >= 1")
-    for key in ("mlp", "attention"):
+    for key in ("mlp", "attention", "attention_mlp"):
         out[key] = _fit_options(dict(values.get(key) or {}), key)
     return ProbeOptions(**out)
 
@@ -240,7 +241,8 @@ def probe_run(run: str | Path | Run, options: ProbeOptions | None = None,
                          "step": models["fixed_w_"].step} if "fixed_w_" in models else None)},
         "fit": {"linear_alphas": LINEAR_ALPHAS.tolist(),
                 "mlp": dataclasses.asdict(options.mlp),
-                "attention": dataclasses.asdict(options.attention)},
+                "attention": dataclasses.asdict(options.attention),
+                "attention_mlp": dataclasses.asdict(options.attention_mlp)},
         "targets": {},
     }
     for g, target in enumerate(options.targets):
@@ -336,6 +338,10 @@ def _hydra_main():
             sys.exit(2)
         for probe in options.probes:
             print(format_probe_summary(result, probe=probe))
+        if control_run_dir is not None:
+            from icl_regression.probes.study import format_study
+
+            print(format_study(result))
         print(f"wrote {Path(run_dir) / 'probes.json'}")
 
     return probes_app
