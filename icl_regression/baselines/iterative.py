@@ -104,12 +104,20 @@ def newton_iterates(xs: jax.Array, ys: jax.Array, steps: int) -> jax.Array:
     return _from_eigenbasis(vecs, _newton_factors(lam, steps) * coef)
 
 
-@jax.jit
-def gd_iterates(xs: jax.Array, ys: jax.Array, eta: jax.Array, steps: jax.Array) -> jax.Array:
-    """GD weights after each count in `steps` (T,): (T, B, n, d). eta: scalar, (n,) or (T, n)."""
+@partial(jax.jit, static_argnames="normalised")
+def gd_iterates(xs: jax.Array, ys: jax.Array, eta: jax.Array, steps: jax.Array,
+                normalised: bool = False) -> jax.Array:
+    """GD weights after each count in `steps` (T,): (T, B, n, d). eta: scalar, (n,) or (T, n).
+
+    normalised: the step is η / ‖S‖₂ for each prompt and prefix (stable for every η < 2, so a
+    step size tuned on some prompts cannot diverge on others after thousands of steps).
+    """
     lam, vecs, coef = spectral_prefixes(xs, ys)
     eta = jnp.asarray(eta, xs.dtype)
     eta = jnp.broadcast_to(eta, (steps.shape[0], xs.shape[1]))[:, None, :, None]  # (T, 1, n, 1)
+    if normalised:
+        top = lam[..., -1:]  # (B, n, 1)
+        eta = eta / jnp.where(top > 0, top, 1.0)  # (T, B, n, 1)
     return _from_eigenbasis(vecs, _gd_factors(lam, eta, steps) * coef)
 
 
@@ -168,13 +176,16 @@ def online_gd_weights(xs: jax.Array, ys: jax.Array, eta, passes: int = 1) -> jax
 ALGORITHMS = ("newton", "gd", "cg", "online_gd")
 TUNED = ("gd", "online_gd")  # need a step size η per (iteration count, position)
 ETA_GRID = np.logspace(-3, 0, 31)
+NORMALISED_ETA_GRID = np.linspace(0.05, 1.95, 39)  # η / ‖S‖₂: GD is stable for η < 2
 
 
-def iterate_weights(name: str, xs: jax.Array, ys: jax.Array, iterations, eta=None) -> jax.Array:
+def iterate_weights(name: str, xs: jax.Array, ys: jax.Array, iterations, eta=None,
+                    normalised: bool = False) -> jax.Array:
     """Weights of algorithm `name` after each count in `iterations`: (T, B, n, d).
 
     newton / cg: t = 0, 1, ... iterations (t = 0 is M₀ b for Newton, 0 for CG); gd: t steps;
-    online_gd: t passes (t ≥ 1). eta (gd, online_gd): scalar, (n,) or (T, n).
+    online_gd: t passes (t ≥ 1). eta (gd, online_gd): scalar, (n,) or (T, n); normalised
+    (gd only): the step is η / ‖S‖₂ per prompt and prefix.
     """
     its = np.asarray(iterations, int)
     if name in ("newton", "cg"):
@@ -186,7 +197,7 @@ def iterate_weights(name: str, xs: jax.Array, ys: jax.Array, iterations, eta=Non
         raise ValueError(f"algorithm {name!r} needs eta (see tune_iteration_eta)")
     eta = np.broadcast_to(np.asarray(eta, np.float32), (len(its), xs.shape[1]))  # (T, n)
     if name == "gd":
-        return gd_iterates(xs, ys, eta, jnp.asarray(its))
+        return gd_iterates(xs, ys, eta, jnp.asarray(its), normalised)
     if its.min() < 1:
         raise ValueError("online_gd iterations are passes over the prefix: each must be >= 1")
     # One constant η over the t passes of each reported iterate: one run per count.
@@ -194,22 +205,27 @@ def iterate_weights(name: str, xs: jax.Array, ys: jax.Array, iterations, eta=Non
                       for i, t in enumerate(its)])
 
 
-def iterate_predictions(name: str, xs, ys, iterations, eta=None) -> jax.Array:
+def iterate_predictions(name: str, xs, ys, iterations, eta=None,
+                        normalised: bool = False) -> jax.Array:
     """preds[t, :, i] = w_t(prefix i) · x_i: (T, B, n)."""
-    ws = iterate_weights(name, xs, ys, iterations, eta)
+    ws = iterate_weights(name, xs, ys, iterations, eta, normalised)
     return einsum("tbnd,bnd->tbn", ws, xs)
 
 
-def tune_iteration_eta(name: str, xs, ys, iterations, grid=None) -> np.ndarray:
+def tune_iteration_eta(name: str, xs, ys, iterations, grid=None,
+                       normalised: bool = False) -> np.ndarray:
     """Step size per (iteration count, position) minimising the held-out squared error: (T, n).
 
-    A log-spaced grid (default 10⁻³…10⁰, 31 values), searched for every count at once; one
+    A grid (default 10⁻³…10⁰, 31 log-spaced values; normalised GD: 0.05…1.95 × 1/‖S‖₂),
+    searched for every count at once; one
     constant η over all passes of online GD. Position 0 has no context: η = 0 there.
     """
-    grid = ETA_GRID if grid is None else np.asarray(grid)
+    default = NORMALISED_ETA_GRID if normalised else ETA_GRID
+    grid = default if grid is None else np.asarray(grid)
     errors = []
     for value in grid:
-        preds = iterate_predictions(name, xs, ys, iterations, np.float32(value))  # (T, B, n)
+        preds = iterate_predictions(name, xs, ys, iterations, np.float32(value),
+                                    normalised)  # (T, B, n)
         err = np.mean((np.asarray(preds, np.float64) - np.asarray(ys)[None]) ** 2, axis=1)
         errors.append(np.nan_to_num(err, nan=np.inf))  # (T, n)
     eta = grid[np.argmin(np.stack(errors), axis=0)]  # (T, n)

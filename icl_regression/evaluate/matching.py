@@ -33,7 +33,8 @@ def spd_grid(readout: np.ndarray, algorithm: np.ndarray, normaliser: float) -> n
     """SPD[l, t, k] = E_b (readout[l, b, k] − algorithm[t, b, k])² / normaliser:
     (L, B, n), (T, B, n) -> (L, T, n)."""
     readout, algorithm = np.asarray(readout, np.float64), np.asarray(algorithm, np.float64)
-    return np.stack([sq_error_curve(algorithm, layer, normaliser) for layer in readout])
+    spd = np.stack([sq_error_curve(algorithm, layer, normaliser) for layer in readout])
+    return np.where(np.isfinite(spd), spd, np.inf)  # a diverged iterate never matches
 
 
 def best_iterations(spd: np.ndarray, iterations: Sequence[int], ks: slice = slice(1, None)):
@@ -64,15 +65,17 @@ def match_algorithms(readout: np.ndarray, xs, ys, tuning: tuple, algorithms: Seq
     out = {}
     for name in algorithms:
         its = default_iterations(name, d)
-        eta = (iterative.tune_iteration_eta(name, *tuning, its) if name in iterative.TUNED
-               else None)
-        preds = np.asarray(iterative.iterate_predictions(name, xs, ys, its, eta))  # (T, B, n)
+        normalised = name == "gd"  # step η / ‖S‖₂: no divergence after 4,096 steps
+        eta = (iterative.tune_iteration_eta(name, *tuning, its, normalised=normalised)
+               if name in iterative.TUNED else None)
+        preds = np.asarray(iterative.iterate_predictions(name, xs, ys, its, eta, normalised))
         spd = spd_grid(readout, preds, normaliser)  # (L, T, n)
         per_k, by_layer = best_iterations(spd, its)
         log2 = name in LOG_FITTED
         slope, intercept = fitted_slope(np.arange(readout.shape[0]), by_layer, log2)
         out[name] = {"iterations": list(its),
                      "eta": None if eta is None else finite_or_none(eta),
+                     "eta_per": "1/‖S‖₂" if normalised else "1",
                      "error": finite_or_none(sq_error_curve(preds, ys, normaliser)),
                      "spd": finite_or_none(spd), "best_iteration": per_k.tolist(),
                      "best_iteration_by_layer": by_layer.tolist(),

@@ -154,3 +154,14 @@ def test_tuned_eta_is_best_on_its_prompts_and_predictions_align():
         other = np.asarray(iterative.iterate_predictions("gd", xs, ys, its, neighbour))
         worse = tuned <= np.mean((other - ys) ** 2, axis=1)[:, 1:] * (1 + 1e-5)
         assert np.all(worse | ~interior[:, 1:])
+
+
+def test_normalised_gd_steps_by_the_spectral_norm_and_stays_stable():
+    xs, ys = prompts(7, kappa=100.0)
+
+    def fit(s, b, x, y):
+        return gd_np(300, 1.9 / np.linalg.norm(s, 2))(s, b, x, y)
+
+    got = iterative.gd_iterates(xs, ys, 1.9, np.array([300]), normalised=True)[0]
+    assert rel_err(got, reference(xs, ys, fit)) < 2e-4
+    assert np.all(np.isfinite(iterative.gd_iterates(xs, ys, 1.95, np.array([4096]), True)))
