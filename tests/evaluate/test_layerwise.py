@@ -20,6 +20,7 @@ from icl_regression.evaluate.layerwise import (
     read_layerwise_json,
     validate_layerwise_json,
 )
+from icl_regression.figures.layerwise import layerwise_figures
 from icl_regression.models import build_model
 from icl_regression.run import Run
 
@@ -68,6 +69,9 @@ def test_layerwise_json_round_trip_and_schema_errors(tmp_path):
     gd = stored["match"]["gd"]
     assert np.array(gd["spd"], dtype=float).shape == (n_layers, len(gd["iterations"]), n_k)
     assert set(stored["settings"]) == {"train", "kappa_100"}
+    drawn = [name for name, build in layerwise_figures(tmp_path) if build().axes]
+    assert drawn == ["layerwise_readout", "layerwise_match", "layerwise_match_kappa_100",
+                     "layerwise_best_iteration"]
     broken = json.loads(json.dumps(data))
     broken["match"]["newton"]["best_iteration"] = broken["match"]["newton"]["best_iteration"][1:]
     with pytest.raises(ValueError, match="match.newton.best_iteration"):
@@ -79,3 +83,14 @@ def test_layerwise_needs_a_gpt(tmp_path):
     run = Run(tmp_path, cfg, build_model(cfg.model, cfg.task, 0), step=0)
     with pytest.raises(ValueError, match="need a GPT run"):
         layer_readouts(run, np.zeros((2, 6, 3), np.float32), np.zeros((2, 6), np.float32))
+
+
+def test_figures_module_reads_json_only():
+    """figures/ must never import JAX or model code (they redraw from stored files)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, icl_regression.figures.layerwise, icl_regression.figures.app; "
+            "print(any(m.split('.')[0] in ('jax', 'flax') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
