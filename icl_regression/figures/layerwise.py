@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from icl_regression.figures.style import FULL_WIDTH, OKABE_ITO, new_figure, styled
 
@@ -76,7 +77,8 @@ def plot_match_heatmaps(data: Mapping, setting: str | None = None) -> Figure:
         ax.set_xlabel("iterations t")
         ax.set_title(TITLES.get(name, name))
         ax.grid(False)
-        fig.colorbar(image, ax=ax, location="bottom", shrink=0.8, label="SPD")
+        bar = fig.colorbar(image, ax=ax, location="bottom", shrink=0.8, label="SPD")
+        bar.ax.xaxis.set_minor_formatter(NullFormatter())  # log scale: decade labels only
     axes[0].set_ylabel("layer (0 = embedding)")
     fig.suptitle(f"read-out ({data.get('match_readout', 'refit')}) vs iterations, "
                  f"{setting or data['setting']}; ★ best t")
