@@ -9,7 +9,7 @@ import json
 import jax
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import compose, tiny_config
 
 from icl_regression.baselines import iterative
 from icl_regression.config import ModelConfig
@@ -20,6 +20,7 @@ from icl_regression.evaluate.layerwise import (
     read_layerwise_json,
     validate_layerwise_json,
 )
+from icl_regression.evaluate.runner import _eval_config, check_config, register_eval_schema
 from icl_regression.figures.layerwise import layerwise_figures
 from icl_regression.models import build_model
 from icl_regression.run import Run
@@ -94,3 +95,11 @@ def test_figures_module_reads_json_only():
             "print(any(m.split('.')[0] in ('jax', 'flax') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_cli_flag_composes_and_needs_a_run():
+    register_eval_schema()
+    cfg = _eval_config(compose(["layerwise=true", "settings=[train]"], config_name="evaluate"))
+    assert cfg.layerwise is True
+    with pytest.raises(ValueError, match="layerwise=true is not allowed without run_dir"):
+        check_config(cfg)
