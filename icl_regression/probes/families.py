@@ -38,6 +38,7 @@ import optax
 from tqdm.auto import tqdm
 
 PROBES = ("linear", "mlp", "attention", "attention_mlp")  # new families last: keys by index
+DEFAULT_PROBES = ("linear", "mlp", "attention")  # what runs when no family is asked for
 LINEAR_ALPHAS = 10.0 ** np.arange(-8.0, 2.5, 0.5)  # ridge λ / mean eigenvalue of XᵀX
 SPLIT_FRACTIONS = (0.6, 0.2, 0.2)  # train, validation, test
 MIN_STD = 1e-6  # features or targets with a smaller spread are constant: left unscaled

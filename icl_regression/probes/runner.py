@@ -29,7 +29,14 @@ from tqdm.auto import tqdm
 from icl_regression.baselines import tune_gd_eta
 from icl_regression.config import ConfigError
 from icl_regression.data import tasks
-from icl_regression.probes.families import LINEAR_ALPHAS, PROBES, FitOptions, Split, fit_probes
+from icl_regression.probes.families import (
+    DEFAULT_PROBES,
+    LINEAR_ALPHAS,
+    PROBES,
+    FitOptions,
+    Split,
+    fit_probes,
+)
 from icl_regression.probes.targets import (
     TARGETS,
     all_prefix_targets,
@@ -47,7 +54,7 @@ POSITION_SETS = ("x", "y")  # positions=x: every query token; positions=y: every
 @dataclass(frozen=True)
 class ProbeOptions:
     targets: tuple[str, ...] = TARGETS
-    probes: tuple[str, ...] = PROBES
+    probes: tuple[str, ...] = DEFAULT_PROBES
     layers: tuple[int, ...] | None = None  # 0 = after the embedding, l = after block l; None: all
     positions: tuple[int, ...] | str | None = None  # token indices, "x" or "y"; None: every token
     n_prompts: int = 4096  # held-out prompts, split 60/20/20 into train/validation/test
@@ -88,7 +95,7 @@ def probe_options(values: Mapping) -> ProbeOptions:
             raise ConfigError(f"{key}: unknown key; allowed: {', '.join(allowed)}")
     out = dict(values)
     out["targets"] = _names(values.get("targets", TARGETS), TARGETS, "targets")
-    out["probes"] = _names(values.get("probes", PROBES), PROBES, "probes")
+    out["probes"] = _names(values.get("probes", DEFAULT_PROBES), PROBES, "probes")
     for key in ("layers", "positions"):
         value = values.get(key)
         if isinstance(value, str) and key == "positions":
