@@ -15,15 +15,19 @@ prompts and all prefix lengths at once (no Python loop over either), float32 wit
 | knn        | k                             | mean y of the k nearest context x (ties: earliest) |
 | lasso      | alpha, iters                  | FISTA on ½Σ(w·x_j − y_j)² + α‖w‖₁                  |
 | dmmse      | pool (M, d), noise_std        | posterior mean of w·x_i over the pool              |
+| newton     | steps                         | Newton–Schulz M ← 2M − MSM from S/‖S‖₂², x_i·M b_i |
+| cg         | steps                         | `steps` conjugate-gradient steps on S w = b from 0 |
+| online_gd  | eta, passes                   | passes over the prefix, one example per step       |
 
 with `S_i = Σ_{j<i} x_j x_jᵀ`, `b_i = Σ_{j<i} y_j x_j`. The linear ones also give their per-prefix
 weights via `get_weights(name, **params)` (or the solvers `ols_weights`, `ridge_weights`,
 `gd_weights`, `lasso_weights` directly), `ws (B, n, d)` with `ws[:, i]` fitted on pairs 0..i-1.
+Every iteration count of newton, gd, cg, online_gd at once: `baselines.iterative`.
 """
 
 # Each import registers its entries; the order is the order of the names everywhere.
 # isort: off
-from icl_regression.baselines import linear, knn, dmmse  # noqa: F401
+from icl_regression.baselines import linear, knn, dmmse, iterative  # noqa: F401
 # isort: on
 from icl_regression.baselines.dmmse import DEFAULT_DMMSE_NOISE_STD, dmmse_predict
 from icl_regression.baselines.knn import knn_predict

@@ -159,6 +159,23 @@ def _shifted_w(rng, xs, ws, noise, task):
     return xs, ws + 1.0 / np.sqrt(xs.shape[-1]), noise, None
 
 
+@register_setting("kappa_100", 14, "x ~ N(0, Σ), κ(Σ) = 100 (eigenvalues log-spaced, trace d), "
+                  "random eigenbasis per prompt (Fu et al. 2023)")
+def _kappa_100(rng, xs, ws, noise, task):
+    return _rotated_ill_conditioned(rng, xs.shape, kappa=100.0), ws, noise, None
+
+
+def _rotated_ill_conditioned(rng: np.random.Generator, shape, kappa: float) -> np.ndarray:
+    """x = U diag(√λ) z with λ log-spaced from 1 to 1/κ (rescaled to trace d) and U a uniformly
+    random rotation per prompt (QR of a Gaussian, signs fixed by R's diagonal): (B, n, d)."""
+    batch, _, d = shape
+    eigs = np.geomspace(1.0, 1.0 / kappa, d)
+    eigs = eigs * (d / eigs.sum())  # (d,)
+    q, r = np.linalg.qr(rng.standard_normal((batch, d, d)))  # (B, d, d)
+    q = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
+    return np.einsum("bnd,bed->bne", rng.standard_normal(shape) * np.sqrt(eigs), q)
+
+
 SETTINGS = tuple(sorted(SHIFTS.names(), key=SHIFTS.stream_id))  # every setting, by stream id
 DESCRIPTIONS = {name: SHIFTS.get(name).description for name in SETTINGS}
 

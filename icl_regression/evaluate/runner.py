@@ -57,6 +57,7 @@ class EvalConfig:
     dmmse_noise_std: float = 0.0  # dmmse (task pools only); 0: the task's σ, else a default
     chunk: int = 2048  # prompts per model call
     progress: bool = True
+    layerwise: bool = False  # also write run_dir/layerwise.json (evaluate/layerwise.py)
 
 
 def check_config(cfg: EvalConfig, task: TaskConfig | None = None) -> EvalConfig:
@@ -71,6 +72,8 @@ def check_config(cfg: EvalConfig, task: TaskConfig | None = None) -> EvalConfig:
     for key in ("n_prompts", "implicit_prompts", "knn_k", "gd_steps", "chunk"):
         if getattr(cfg, key) < 1:
             raise ValueError(f"{key}={getattr(cfg, key)!r} is not allowed; must be >= 1")
+    if cfg.layerwise and not cfg.run_dir:
+        raise ValueError("layerwise=true is not allowed without run_dir (it reads a model)")
     if any(lam <= 0 for lam in cfg.ridge_lams):
         raise ValueError(f"ridge_lams={list(cfg.ridge_lams)} is not allowed; each must be > 0")
     d = (task or cfg.task).d
@@ -231,6 +234,10 @@ def run_from_config(cfg: EvalConfig) -> Path:
     write_eval_json(out, data)
     print(format_table(data))
     print(f"[icl] wrote {out} ({time.perf_counter() - start:.1f}s to write)", file=sys.stderr)
+    if cfg.layerwise:
+        from icl_regression.evaluate.layerwise import run_layerwise_app
+
+        run_layerwise_app(cfg.run_dir, cfg.seed)
     return out
 
 

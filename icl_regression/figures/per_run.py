@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 
 from icl_regression.figures import plots
 from icl_regression.figures.attention import plot_attention
+from icl_regression.figures.layerwise import layerwise_figures
 from icl_regression.figures.stored_runs import RunRecord, bayes_lambda, model_label
 from icl_regression.registry import Registry
 
@@ -62,6 +63,11 @@ def _probes(record: RunRecord, options) -> Drawn:
         for family in families:
             yield f"probes_{family}", lambda f=family: plots.plot_probe_heatmaps(
                 record.probes, f)
+
+
+@RUN_FIGURES.register("layerwise")
+def _layerwise(record: RunRecord, options) -> Drawn:
+    yield from layerwise_figures(record.path)  # layerwise.json, when the run has one
 
 
 @RUN_FIGURES.register("attention")

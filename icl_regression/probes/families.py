@@ -17,6 +17,8 @@ turns them into R² and MSE per (target, layer, position).
 * attention: a learned softmax over tokens 0..t of the layer (score = query · h_j + a learned
   per-token bias), pooling the hidden states, then a linear read-out (Akyürek et al. 2022).
   Tokens after t are masked out: they hold later pairs, which would leak the answer.
+* attention_mlp: the same pooling followed by a one-hidden-layer ReLU MLP read-out (Akyürek et
+  al. 2022's probe: the encoding need not be linear); `probes/attention_mlp.py`.
 
 MLP and attention probes train with Adam on standardised inputs and targets, all groups in one
 vmapped-by-einsum model; each group keeps its parameters from its best validation check, and
@@ -35,7 +37,8 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-PROBES = ("linear", "mlp", "attention")
+PROBES = ("linear", "mlp", "attention", "attention_mlp")  # new families last: keys by index
+DEFAULT_PROBES = ("linear", "mlp", "attention")  # what runs when no family is asked for
 LINEAR_ALPHAS = 10.0 ** np.arange(-8.0, 2.5, 0.5)  # ridge λ / mean eigenvalue of XᵀX
 SPLIT_FRACTIONS = (0.6, 0.2, 0.2)  # train, validation, test
 MIN_STD = 1e-6  # features or targets with a smaller spread are constant: left unscaled
@@ -153,13 +156,18 @@ def attention_init(key, shape_glp, n_features, n_tokens, n_out, hidden):
             "b_out": jnp.zeros((*shape_glp, n_out))}
 
 
-def attention_apply(params, acts, positions):
-    """acts (L, B, T, D) standardised; position t attends over tokens 0..t of its layer."""
+def attention_pool(params, acts, positions):
+    """acts (L, B, T, D) standardised; position t attends over tokens 0..t of its layer:
+    the pooled hidden state (G, L, P, B, D)."""
     scores = jnp.einsum("lbtd,glpd->glpbt", acts, params["query"])  # (G, L, P, B, T)
     scores = scores + params["token_bias"][..., None, :]
     visible = jnp.arange(acts.shape[2])[None, :] <= positions[:, None]  # (P, T)
     scores = jnp.where(visible[None, None, :, None, :], scores, -jnp.inf)
-    pooled = jnp.einsum("glpbt,lbtd->glpbd", jax.nn.softmax(scores, axis=-1), acts)
+    return jnp.einsum("glpbt,lbtd->glpbd", jax.nn.softmax(scores, axis=-1), acts)
+
+
+def attention_apply(params, acts, positions):
+    pooled = attention_pool(params, acts, positions)  # (G, L, P, B, D)
     return jnp.einsum("glpbd,glpde->glpbe", pooled,
                       params["w_out"]) + params["b_out"][..., None, :]  # (G, L, P, B, d)
 
@@ -261,3 +269,7 @@ def fit_probes(family: str, acts: np.ndarray, positions: np.ndarray, targets: np
     else:
         preds = trained_probe(family, acts, positions, targets, split, options, key, progress)
     return score(preds, targets, split)
+
+
+# Registers "attention_mlp" in TRAINED (it builds on attention_pool and mlp_init above).
+from icl_regression.probes import attention_mlp  # noqa: E402, F401

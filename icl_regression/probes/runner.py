@@ -24,7 +24,13 @@ from tqdm.auto import tqdm
 
 from icl_regression.config import ConfigError
 from icl_regression.data import tasks
-from icl_regression.probes.families import LINEAR_ALPHAS, PROBES, FitOptions, fit_probes
+from icl_regression.probes.families import (
+    DEFAULT_PROBES,
+    LINEAR_ALPHAS,
+    PROBES,
+    FitOptions,
+    fit_probes,
+)
 from icl_regression.probes.summary import best_layers, format_probe_summary
 from icl_regression.probes.targets import TARGETS, ProbeData, probe_data, token_kinds
 from icl_regression.run import Run, load_run
@@ -38,7 +44,7 @@ POSITION_SETS = ("x", "y")  # positions=x: every query token; positions=y: every
 @dataclass(frozen=True)
 class ProbeOptions:
     targets: tuple[str, ...] = TARGETS
-    probes: tuple[str, ...] = PROBES
+    probes: tuple[str, ...] = DEFAULT_PROBES
     layers: tuple[int, ...] | None = None  # 0 = after the embedding, l = after block l; None: all
     positions: tuple[int, ...] | str | None = None  # token indices, "x" or "y"; None: every token
     n_prompts: int = 4096  # held-out prompts, split 60/20/20 into train/validation/test
@@ -48,6 +54,7 @@ class ProbeOptions:
     capture_batch: int = 1024  # prompts per forward pass
     mlp: FitOptions = field(default_factory=FitOptions)
     attention: FitOptions = field(default_factory=FitOptions)
+    attention_mlp: FitOptions = field(default_factory=FitOptions)
 
 
 def _names(value, allowed: Sequence[str], key: str) -> tuple[str, ...]:
@@ -78,7 +85,7 @@ def probe_options(values: Mapping) -> ProbeOptions:
             raise ConfigError(f"{key}: unknown key; allowed: {', '.join(allowed)}")
     out = dict(values)
     out["targets"] = _names(values.get("targets", TARGETS), TARGETS, "targets")
-    out["probes"] = _names(values.get("probes", PROBES), PROBES, "probes")
+    out["probes"] = _names(values.get("probes", DEFAULT_PROBES), PROBES, "probes")
     for key in ("layers", "positions"):
         value = values.get(key)
         if isinstance(value, str) and key == "positions":
@@ -94,7 +101,7 @@ def probe_options(values: Mapping) -> ProbeOptions:
         raise ConfigError(f"n_prompts={values['n_prompts']!r} is not allowed; must be >= 50")
     if int(values.get("capture_batch", 1024)) < 1:
         raise ConfigError(f"capture_batch={values['capture_batch']!r} is not allowed; must be >= 1")
-    for key in ("mlp", "attention"):
+    for key in ("mlp", "attention", "attention_mlp"):
         out[key] = _fit_options(dict(values.get(key) or {}), key)
     return ProbeOptions(**out)
 
@@ -221,7 +228,8 @@ def probe_run(run: str | Path | Run, options: ProbeOptions | None = None,
             "fixed_w": {"run_dir": str(fixed.run_dir), "step": fixed.step} if fixed else None},
         "fit": {"linear_alphas": LINEAR_ALPHAS.tolist(),
                 "mlp": dataclasses.asdict(options.mlp),
-                "attention": dataclasses.asdict(options.attention)},
+                "attention": dataclasses.asdict(options.attention),
+                "attention_mlp": dataclasses.asdict(options.attention_mlp)},
         "targets": _target_scores(scores, models, options),
     }
     if write:
@@ -256,6 +264,10 @@ def _hydra_main():
             sys.exit(2)
         for probe in options.probes:
             print(format_probe_summary(result, probe=probe))
+        if control_run_dir is not None:
+            from icl_regression.probes.study import format_study
+
+            print(format_study(result))
         print(f"wrote {Path(run_dir) / 'probes.json'}")
 
     return probes_app
