@@ -178,6 +178,7 @@ def _rotated_ill_conditioned(rng: np.random.Generator, shape, kappa: float) -> n
 
 SETTINGS = tuple(sorted(SHIFTS.names(), key=SHIFTS.stream_id))  # every setting, by stream id
 DESCRIPTIONS = {name: SHIFTS.get(name).description for name in SETTINGS}
+QUERY_SETTINGS = ("orthant", "orthogonal_query", "repeated_query")  # score one query per prompt
 
 
 def setting_rng(key: jax.Array, name: str) -> np.random.Generator:

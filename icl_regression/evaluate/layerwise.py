@@ -27,6 +27,7 @@ import numpy as np
 
 from icl_regression.data import shifts, tasks
 from icl_regression.evaluate.matching import match_algorithms, sq_error_curve
+from icl_regression.models.layers import layer_norm  # the forward's own, bit for bit
 from icl_regression.probes.families import Split, linear_probe
 from icl_regression.storage import finite_or_none, write_json
 
@@ -47,9 +48,7 @@ class LayerwiseOptions:
 @jax.jit
 def _lens(final: dict, residuals: jax.Array) -> jax.Array:
     """Final LayerNorm + read-out of each layer's residual stream: (L+1, B, n, D) -> (L+1, B, n)."""
-    from icl_regression.models.gpt import _layer_norm  # the forward's own LayerNorm, bit for bit
-
-    out = _layer_norm(residuals, final["lnf_scale"], final["lnf_bias"])
+    out = layer_norm(residuals, final["lnf_scale"], final["lnf_bias"])
     return (out @ final["read_out"] + final["read_out_bias"])[..., 0]
 
 

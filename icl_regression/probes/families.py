@@ -172,7 +172,24 @@ def attention_apply(params, acts, positions):
                       params["w_out"]) + params["b_out"][..., None, :]  # (G, L, P, B, d)
 
 
-TRAINED = {"mlp": (mlp_init, mlp_apply), "attention": (attention_init, attention_apply)}
+# attention_mlp: Akyürek et al. 2022's probe (attention pooling, then an MLP read-out).
+def attention_mlp_init(key, shape_glp, n_features, n_tokens, n_out, hidden):
+    # Zero query and bias: the pooling starts as a uniform average over the visible tokens.
+    return {"query": jnp.zeros((*shape_glp, n_features)),
+            "token_bias": jnp.zeros((*shape_glp, n_tokens)),
+            **mlp_init(key, shape_glp, n_features, n_tokens, n_out, hidden)}
+
+
+def attention_mlp_apply(params, acts, positions):
+    """acts (L, B, T, D) standardised -> (G, L, P, B, d)."""
+    pooled = attention_pool(params, acts, positions)  # (G, L, P, B, D)
+    h = jnp.einsum("glpbd,glpdh->glpbh", pooled, params["w1"]) + params["b1"][..., None, :]
+    return jnp.einsum("glpbh,glphe->glpbe", jax.nn.relu(h),
+                      params["w2"]) + params["b2"][..., None, :]  # (G, L, P, B, d)
+
+
+TRAINED = {"mlp": (mlp_init, mlp_apply), "attention": (attention_init, attention_apply),
+           "attention_mlp": (attention_mlp_init, attention_mlp_apply)}
 
 
 @partial(jax.jit, static_argnames=("family", "shapes", "hidden", "learning_rate"))
@@ -269,7 +286,3 @@ def fit_probes(family: str, acts: np.ndarray, positions: np.ndarray, targets: np
     else:
         preds = trained_probe(family, acts, positions, targets, split, options, key, progress)
     return score(preds, targets, split)
-
-
-# Registers "attention_mlp" in TRAINED (it builds on attention_pool and mlp_init above).
-from icl_regression.probes import attention_mlp  # noqa: E402, F401
