@@ -27,7 +27,7 @@ from icl_regression.storage import read_jsonl as read_metrics
 from icl_regression.train import loop
 from icl_regression.train.mesh import DataParallel, initialize_distributed
 
-TESTS = ROOT / "tests"
+TESTS = Path(__file__).resolve().parent  # this folder: the subprocesses import test_scale
 # One layer, width 8: compiles fast; batch 8 splits into 4 + 4 on two devices.
 SMALL = tiny_config(model=ModelConfig(n_layer=1, n_head=2, d_model=8), batch_size=8,
                     steps=10, log_every=5, ckpt_every=5)
