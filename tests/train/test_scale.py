@@ -46,7 +46,7 @@ def compiled_update(cfg, parallel: DataParallel, n_steps: int):
 def run_in_subprocess(function: str, n_devices: int = 2, timeout: int = 300):
     """Run `function` of this module in a fresh Python with `n_devices` fake CPU devices."""
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n_devices}",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)])}
+           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"), str(TESTS)])}
     proc = subprocess.run([sys.executable, "-c", f"import test_scale; test_scale.{function}()"],
                           cwd=TESTS, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
