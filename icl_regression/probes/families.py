@@ -18,7 +18,7 @@ turns them into R² and MSE per (target, layer, position).
   per-token bias), pooling the hidden states, then a linear read-out (Akyürek et al. 2022).
   Tokens after t are masked out: they hold later pairs, which would leak the answer.
 * attention_mlp: the same pooling followed by a one-hidden-layer ReLU MLP read-out (Akyürek et
-  al. 2022's probe: the encoding need not be linear); `probes/attention_mlp.py`.
+  al. 2022's probe: the encoding need not be linear).
 
 MLP and attention probes train with Adam on standardised inputs and targets, all groups in one
 vmapped-by-einsum model; each group keeps its parameters from its best validation check, and

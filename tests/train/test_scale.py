@@ -27,8 +27,7 @@ from icl_regression.storage import read_jsonl as read_metrics
 from icl_regression.train import loop
 from icl_regression.train.mesh import DataParallel, initialize_distributed
 
-TESTS = ROOT / "tests"
-HERE = Path(__file__).resolve().parent  # this module, imported by name in the subprocess
+TESTS = Path(__file__).resolve().parent  # this folder: the subprocesses import test_scale
 # One layer, width 8: compiles fast; batch 8 splits into 4 + 4 on two devices.
 SMALL = tiny_config(model=ModelConfig(n_layer=1, n_head=2, d_model=8), batch_size=8,
                     steps=10, log_every=5, ckpt_every=5)
@@ -47,9 +46,9 @@ def compiled_update(cfg, parallel: DataParallel, n_steps: int):
 def run_in_subprocess(function: str, n_devices: int = 2, timeout: int = 300):
     """Run `function` of this module in a fresh Python with `n_devices` fake CPU devices."""
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n_devices}",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS), str(HERE)])}
+           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"), str(TESTS)])}
     proc = subprocess.run([sys.executable, "-c", f"import test_scale; test_scale.{function}()"],
-                          cwd=HERE, env=env, capture_output=True, text=True, timeout=timeout)
+                          cwd=TESTS, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
