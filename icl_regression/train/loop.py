@@ -222,10 +222,12 @@ def train_and_evaluate(cfg: TrainConfig, run_dir: str | Path) -> dict:
 
 
 def main() -> None:
-    from icl_regression.cli import run_hydra
+    """`icl-train` / `python -m icl_regression.train`: the training app (cli.py runs it)."""
+    from icl_regression.cli import App, run_app
 
     try:
-        run_hydra(train_and_evaluate, config_name="train")
+        run_app(App("train", TrainConfig, validate, train_and_evaluate,
+                    precheck=check_resumable))
     finally:
         shutdown_distributed()
 

@@ -1,0 +1,36 @@
+"""Every app's configuration: the training schema, building it from Hydra, its value checks."""
+
+from icl_regression.config.build import (
+    MissingValueError,
+    register_configs,
+    register_schema,
+    to_dataclass,
+)
+from icl_regression.config.schema import (
+    CORRUPT_MODES,
+    Choice,
+    ConfigError,
+    CorruptMode,
+    CurriculumConfig,
+    DType,
+    Encoding,
+    LossPositions,
+    MeshConfig,
+    ModelConfig,
+    ModelName,
+    OptimConfig,
+    Positions,
+    Schedule,
+    TaskConfig,
+    TrainConfig,
+    WPrior,
+    XDist,
+)
+from icl_regression.config.validate import validate, validate_devices
+
+__all__ = [
+    "CORRUPT_MODES", "Choice", "ConfigError", "CorruptMode", "CurriculumConfig", "DType",
+    "Encoding", "LossPositions", "MeshConfig", "MissingValueError", "ModelConfig", "ModelName", "OptimConfig",
+    "Positions", "Schedule", "TaskConfig", "TrainConfig", "WPrior", "XDist", "register_configs",
+    "register_schema", "to_dataclass", "validate", "validate_devices",
+]
