@@ -75,22 +75,14 @@ def compose_train(overrides: Sequence[str] = ()) -> TrainConfig:
     return validate(to_dataclass(compose("train", TrainConfig, overrides)))
 
 
-_CHECKED: dict[tuple[str, Any], Any] = {}
-
-
 def checked(app: App, cfg: Any) -> Any:
-    """Composed config -> the app's checked dataclass; the checks run once per process."""
+    """Composed config -> the app's checked dataclass (checks wrapped in `config.once` run
+    once per process: in the preflight, not again in Hydra's main)."""
     try:
         built = to_dataclass(cfg, app.schema)
     except MissingValueError as err:
         raise MissingValueError(err.key, app.hints.get(err.key, "")) from None
-    try:
-        return _CHECKED[app.config_name, built]
-    except KeyError:
-        result = _CHECKED[app.config_name, built] = app.check(built)
-        return result
-    except TypeError:  # an unhashable value (a list in an untyped field): no memo
-        return app.check(built)
+    return app.check(built)
 
 
 def error_line(err: BaseException, app: App, overrides: Sequence[str]) -> str:

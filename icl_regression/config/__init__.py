@@ -26,11 +26,11 @@ from icl_regression.config.schema import (
     WPrior,
     XDist,
 )
-from icl_regression.config.validate import validate, validate_devices
+from icl_regression.config.validate import once, validate, validate_devices
 
 __all__ = [
     "CORRUPT_MODES", "Choice", "ConfigError", "CorruptMode", "CurriculumConfig", "DType",
     "Encoding", "LossPositions", "MeshConfig", "MissingValueError", "ModelConfig", "ModelName", "OptimConfig",
     "Positions", "Schedule", "TaskConfig", "TrainConfig", "WPrior", "XDist", "register_configs",
-    "register_schema", "to_dataclass", "validate", "validate_devices",
+    "register_schema", "to_dataclass", "once", "validate", "validate_devices",
 ]

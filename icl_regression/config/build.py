@@ -21,8 +21,8 @@ class MissingValueError(ConfigError):
 
     def __init__(self, key: str, hint: str = "") -> None:
         self.key = key
-        super().__init__(f"{key}={MISSING} is not allowed; a value is required: "
-                         f"{hint or key + '=...'}")
+        super().__init__(f"{key}={MISSING} is not allowed; "
+                         f"{hint or f'{key} is required ({key}=...)'}")
 
 
 def _writable(node: Any) -> Any:
@@ -77,12 +77,25 @@ def to_dataclass(cfg: Any, schema: type = TrainConfig) -> Any:
     values = {k: v for k, v in dict(cfg).items() if k != "hydra"}
     try:
         node = OmegaConf.merge(structured(schema), values)
-        missing = sorted(OmegaConf.missing_keys(node))
+        missing = _missing_keys(node)
         if missing:
             raise MissingValueError(missing[0])
         return _tuples(OmegaConf.to_object(node))
     except OmegaConfBaseException as err:
         raise ConfigError(omegaconf_message(err, schema, values)) from None
+
+
+def _missing_keys(node: Any, prefix: str = "") -> list[str]:
+    """Keys left at `???`, without resolving interpolations (which may need them)."""
+    from omegaconf import OmegaConf
+
+    found = []
+    for key in node:
+        if OmegaConf.is_missing(node, key):
+            found.append(f"{prefix}{key}")
+        elif OmegaConf.is_dict(node._get_node(key)):
+            found += _missing_keys(node._get_node(key), f"{prefix}{key}.")
+    return found
 
 
 def omegaconf_message(err: Any, schema: type, values: Mapping | None = None) -> str:

@@ -8,8 +8,9 @@ with one line `KEY=VALUE is not allowed; <what is allowed>`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from enum import Enum
 from typing import Any
 
@@ -65,21 +66,33 @@ def well_typed(cfg: Any, prefix: str = "") -> None:
             require(math.isfinite(value), key, value, "must be a finite number")
 
 
-_VALIDATED: set[TrainConfig] = set()
+def once(check: Callable[..., Any]) -> Callable[..., Any]:
+    """`check(*args)` runs once per distinct (hashable, frozen) arguments and process: the CLI
+    checks a config before Hydra starts and the library function it calls checks it again."""
+    passed: dict[tuple, Any] = {}
+
+    @functools.wraps(check)
+    def checked(*args: Any) -> Any:
+        try:
+            return passed[args]
+        except KeyError:
+            passed[args] = result = check(*args)
+            return result
+        except TypeError:  # unhashable arguments (a list in an untyped field): no memo
+            return check(*args)
+
+    return checked
 
 
+@once
 def validate(cfg: TrainConfig) -> TrainConfig:
-    """Check every value; raise ConfigError naming the first offending key. The checks run once
-    per distinct config and process (the CLI and `train_and_evaluate` both call this)."""
-    if cfg in _VALIDATED:
-        return cfg
+    """Check every value; raise ConfigError naming the first offending key."""
     well_typed(cfg)
     validate_task(cfg.task)
     validate_model(cfg)
     validate_optim(cfg)
     validate_curriculum(cfg)
     validate_run(cfg)
-    _VALIDATED.add(cfg)
     return cfg
 
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +29,9 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from icl_regression.baselines import tune_gd_eta
-from icl_regression.config import ConfigError
+from icl_regression.config import ConfigError, once, to_dataclass
+from icl_regression.config.build import MISSING
+from icl_regression.config.validate import at_least, indices, one_of_each, require
 from icl_regression.data import tasks
 from icl_regression.probes.families import LINEAR_ALPHAS, PROBES, FitOptions, Split, fit_probes
 from icl_regression.probes.targets import (
@@ -49,7 +53,7 @@ class ProbeOptions:
     targets: tuple[str, ...] = TARGETS
     probes: tuple[str, ...] = PROBES
     layers: tuple[int, ...] | None = None  # 0 = after the embedding, l = after block l; None: all
-    positions: tuple[int, ...] | str | None = None  # token indices, "x" or "y"; None: every token
+    positions: Any = None  # token indices, "x" or "y"; None: every token
     n_prompts: int = 4096  # held-out prompts, split 60/20/20 into train/validation/test
     seed: int = 0  # picks the prompts (within the probe stream), the split and probe inits
     untrained_control: bool = True
@@ -59,53 +63,58 @@ class ProbeOptions:
     attention: FitOptions = field(default_factory=FitOptions)
 
 
-def _names(value, allowed: Sequence[str], key: str) -> tuple[str, ...]:
-    names = (value,) if isinstance(value, str) else tuple(value or ())
-    bad = [n for n in names if n not in allowed]
-    if not names or bad:
-        raise ConfigError(f"{key}={bad[0] if bad else list(names)!r} is not allowed; "
-                          f"choose from {', '.join(allowed)}")
-    return names
+@dataclass(frozen=True)
+class ProbeConfig(ProbeOptions):
+    """The probe app's schema (conf/probes.yaml): the options plus the runs to probe."""
+
+    run_dir: str = MISSING  # a trained run directory (with checkpoints/)
+    control_run_dir: str | None = None  # a run trained with task.w_prior=fixed, same shapes
 
 
-def _fit_options(values: Mapping, key: str) -> FitOptions:
-    names = [f.name for f in dataclasses.fields(FitOptions)]
-    for name, value in values.items():
-        if name not in names:
-            raise ConfigError(f"{key}.{name}: unknown key; allowed: {', '.join(names)}")
-        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
-            raise ConfigError(f"{key}.{name}={value!r} is not allowed; must be a number > 0")
-    ints = {n: int(v) for n, v in values.items() if n != "learning_rate"}
-    return FitOptions(**{**values, **ints})
+def _sorted_unique(values: tuple[int, ...] | None) -> tuple[int, ...] | None:
+    return None if values is None else tuple(sorted(set(values)))
+
+
+@once
+def check_options(options: ProbeOptions) -> ProbeOptions:
+    """The one place ProbeOptions values are checked; layers and positions come back sorted."""
+    one_of_each(options.targets, TARGETS, "targets")
+    one_of_each(options.probes, PROBES, "probes")
+    indices(options.layers, "layers", "layer indices")
+    positions = options.positions
+    if isinstance(positions, str):
+        one_of_each([positions], POSITION_SETS, "positions")
+    else:
+        positions = (positions,) if isinstance(positions, int) else positions
+        indices(positions, "positions", "token indices (or x / y)")
+        positions = _sorted_unique(positions)
+    require(options.n_prompts >= 50, "n_prompts", options.n_prompts,
+            "must be >= 50 (split 60/20/20 into train/validation/test)")
+    at_least(options, "", 1, "capture_batch")
+    require(options.seed >= 0, "seed", options.seed, "must be >= 0")
+    for family in ("mlp", "attention"):
+        fit = getattr(options, family)
+        at_least(fit, f"{family}.", 1, "hidden", "batch_size", "max_steps", "eval_every",
+                 "patience")
+        require(0 < fit.learning_rate < math.inf, f"{family}.learning_rate", fit.learning_rate,
+                "must be a finite number > 0")
+    return dataclasses.replace(options, layers=_sorted_unique(options.layers),
+                               positions=positions)
+
+
+@once
+def check_probe_config(cfg: ProbeConfig) -> ProbeConfig:
+    """The app's checks: the options, and both run directories hold checkpoints."""
+    for key in ("run_dir", "control_run_dir"):
+        path = getattr(cfg, key)
+        require(path is None or (Path(path) / "checkpoints").is_dir(), key, path,
+                "no checkpoints/ there (a trained run directory is needed)")
+    return check_options(cfg)
 
 
 def probe_options(values: Mapping) -> ProbeOptions:
     """Plain dict (e.g. the composed Hydra config minus run_dir) -> checked ProbeOptions."""
-    allowed = [f.name for f in dataclasses.fields(ProbeOptions)]
-    for key in values:
-        if key not in allowed:
-            raise ConfigError(f"{key}: unknown key; allowed: {', '.join(allowed)}")
-    out = dict(values)
-    out["targets"] = _names(values.get("targets", TARGETS), TARGETS, "targets")
-    out["probes"] = _names(values.get("probes", PROBES), PROBES, "probes")
-    for key in ("layers", "positions"):
-        value = values.get(key)
-        if isinstance(value, str) and key == "positions":
-            _names(value, POSITION_SETS, "positions")
-        elif value is not None:
-            value = tuple(value) if isinstance(value, (list, tuple)) else (value,)
-            if not value or not all(isinstance(v, int) and v >= 0 for v in value):
-                raise ConfigError(f"{key}={list(value)!r} is not allowed; a list of token/layer "
-                                  f"indices >= 0, or null for all" + (
-                                      ", or x / y" if key == "positions" else ""))
-            out[key] = tuple(sorted(set(value)))
-    if int(values.get("n_prompts", 4096)) < 50:
-        raise ConfigError(f"n_prompts={values['n_prompts']!r} is not allowed; must be >= 50")
-    if int(values.get("capture_batch", 1024)) < 1:
-        raise ConfigError(f"capture_batch={values['capture_batch']!r} is not allowed; must be >= 1")
-    for key in ("mlp", "attention"):
-        out[key] = _fit_options(dict(values.get(key) or {}), key)
-    return ProbeOptions(**out)
+    return check_options(to_dataclass(values, ProbeOptions))
 
 
 def _resolve(run: Run, options: ProbeOptions) -> tuple[list[int], list[int]]:
@@ -311,38 +320,19 @@ def format_probe_summary(result: dict, d: int | None = None, probe: str = "linea
     return "\n".join(lines)
 
 
-def _hydra_main():
-    import hydra
-    from omegaconf import DictConfig, OmegaConf
-
-    from icl_regression.cli import CONF_DIR
-
-    @hydra.main(version_base=None, config_path=CONF_DIR, config_name="probes")
-    def probes_app(cfg: DictConfig) -> None:
-        values = OmegaConf.to_container(cfg, resolve=True)
-        values.pop("hydra", None)
-        run_dir, control_run_dir = values.pop("run_dir", None), values.pop("control_run_dir", None)
-        try:
-            if not run_dir:
-                raise ConfigError("run_dir is required: icl-probe run_dir=DIR")
-            options = probe_options(values)
-            for key, path in (("run_dir", run_dir), ("control_run_dir", control_run_dir)):
-                if path is not None and not (Path(path) / "checkpoints").is_dir():
-                    raise ConfigError(f"{key}={path!r} is not allowed; no checkpoints/ there "
-                                      "(a trained run directory is needed)")
-            result = probe_run(run_dir, options, control_run_dir)
-        except (ConfigError, FileNotFoundError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
-        for probe in options.probes:
-            print(format_probe_summary(result, probe=probe))
-        print(f"wrote {Path(run_dir) / 'probes.json'}")
-
-    return probes_app
+def _probe_app(cfg: ProbeConfig, _output_dir: Path) -> None:
+    result = probe_run(cfg.run_dir, cfg, cfg.control_run_dir)
+    for probe in cfg.probes:
+        print(format_probe_summary(result, probe=probe))
+    print(f"wrote {Path(cfg.run_dir) / 'probes.json'}")
 
 
 def main() -> None:
-    _hydra_main()()
+    """`icl-probe` / `python -m icl_regression.probes` (cli.py runs it)."""
+    from icl_regression.cli import App, run_app
+
+    run_app(App("probes", ProbeConfig, check_probe_config, _probe_app, hints={
+        "run_dir": "run_dir is required: a trained run directory (icl-probe run_dir=DIR)"}))
 
 
 if __name__ == "__main__":
