@@ -30,7 +30,7 @@ from icl_regression.config.validate import once, validate, validate_devices
 
 __all__ = [
     "CORRUPT_MODES", "Choice", "ConfigError", "CorruptMode", "CurriculumConfig", "DType",
-    "Encoding", "LossPositions", "MeshConfig", "MissingValueError", "ModelConfig", "ModelName", "OptimConfig",
-    "Positions", "Schedule", "TaskConfig", "TrainConfig", "WPrior", "XDist", "register_configs",
-    "register_schema", "to_dataclass", "once", "validate", "validate_devices",
+    "Encoding", "LossPositions", "MeshConfig", "MissingValueError", "ModelConfig", "ModelName",
+    "OptimConfig", "Positions", "Schedule", "TaskConfig", "TrainConfig", "WPrior", "XDist",
+    "once", "register_configs", "register_schema", "to_dataclass", "validate", "validate_devices",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+
 class Choice(str, Enum):
     """A configuration choice: compares, hashes, formats and serialises as its plain string
     (`cfg.task.x_dist == "gaussian"`, JSON, f-strings, dict keys), while OmegaConf rejects any
@@ -86,9 +87,10 @@ class ConfigError(ValueError):
 class TaskConfig:
     d: int = 5  # input dimension
     n_points: int = 11  # (x, y) pairs per prompt; the model predicts y at every x
-    x_dist: XDist = XDist.gaussian  # gaussian N(0, I) | skewed (eigenvalues ∝ 1/(i+1), trace d) | uniform
+    # gaussian N(0, I) | skewed (eigenvalues ∝ 1/(i+1), trace d) | uniform U(-a, a)
+    x_dist: XDist = XDist.gaussian
     x_uniform_half_width: float = 1.7320508075688772  # a in U(-a, a); √3 gives unit variance
-    w_prior: WPrior = WPrior.gaussian  # gaussian | sparse | fixed (one w for every prompt: a control)
+    w_prior: WPrior = WPrior.gaussian  # gaussian | sparse | fixed (one w for all prompts)
     w_mean: float = 0.0  # μ = w_mean · 1/√d, so ‖μ‖ = |w_mean| whatever d
     w_scale: float = 1.0  # τ: w = μ + τ/√d · z, z ~ N(0, I), so E‖w − μ‖² = τ²
     sparsity: int = 0  # s nonzero coordinates for w_prior=sparse (each N(0, τ²/s))
@@ -122,7 +124,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class OptimConfig:
     lr: float = 1e-3
-    schedule: Schedule = Schedule.cosine  # cosine (warmup then cosine decay) | constant (after warmup)
+    schedule: Schedule = Schedule.cosine  # cosine (warmup, cosine decay) | constant (after warmup)
     warmup_steps: int = 200
     end_lr_ratio: float = 0.0  # final lr / peak lr for cosine
     weight_decay: float = 0.0
