@@ -75,6 +75,13 @@ def compose_train(overrides: Sequence[str] = ()) -> TrainConfig:
     return validate(to_dataclass(compose("train", TrainConfig, overrides)))
 
 
+def compose_train_or_fail(overrides: Sequence[str] = ()) -> TrainConfig:
+    """`compose_train` for scripts that take training overrides (benchmarks): bad input is one
+    line and exit 2, as in every app."""
+    with one_line_errors(TrainConfig, overrides):
+        return compose_train(overrides)
+
+
 def checked(app: App, cfg: Any) -> Any:
     """Composed config -> the app's checked dataclass (checks wrapped in `config.once` run
     once per process: in the preflight, not again in Hydra's main)."""
@@ -85,7 +92,7 @@ def checked(app: App, cfg: Any) -> Any:
     return app.check(built)
 
 
-def error_line(err: BaseException, app: App, overrides: Sequence[str]) -> str:
+def error_line(err: BaseException, schema: type, overrides: Sequence[str]) -> str:
     """`KEY=VALUE is not allowed; <what is allowed>` for anything Hydra or OmegaConf raise."""
     from hydra.errors import MissingConfigException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
@@ -105,7 +112,7 @@ def error_line(err: BaseException, app: App, overrides: Sequence[str]) -> str:
         return f"{bad!r} is not allowed; overrides are KEY=VALUE (Hydra's override grammar)"
     cause = err if isinstance(err, OmegaConfBaseException) else err.__cause__
     if isinstance(cause, OmegaConfBaseException):
-        return omegaconf_message(cause, app.schema, given)
+        return omegaconf_message(cause, schema, given)
     quoted = re.search(r"'([^'=\s]+)=([^']*)'", str(err))
     if quoted and "Ambiguous" in str(err):
         return (f"{quoted[1]}={quoted[2]!r} is not allowed; a sweep needs -m (--multirun), a "
@@ -132,7 +139,7 @@ def _parses(override: str) -> bool:
 
 
 @contextlib.contextmanager
-def one_line_errors(app: App, overrides: Sequence[str]) -> Iterator[None]:
+def one_line_errors(schema: type, overrides: Sequence[str]) -> Iterator[None]:
     """Any configuration error raised inside -> `fail` with its one line."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -140,7 +147,7 @@ def one_line_errors(app: App, overrides: Sequence[str]) -> Iterator[None]:
     try:
         yield
     except (ConfigError, HydraException, OmegaConfBaseException) as err:
-        fail(error_line(err, app, overrides))
+        fail(error_line(err, schema, overrides))
 
 
 def job_overrides(base: Any, overrides: Sequence[str], multirun: bool) -> list[list[str]]:
@@ -196,7 +203,7 @@ def run_app(app: App, argv: Sequence[str] | None = None) -> None:
     overrides = list(args.overrides or ())
     custom_conf = args.config_path or args.config_dir or args.config_name
     if not custom_conf and not any(getattr(args, flag, None) for flag in PRINT_ONLY):
-        with one_line_errors(app, overrides):
+        with one_line_errors(app.schema, overrides):
             preflight(app, overrides, args.multirun)
         GlobalHydra.instance().clear()
     register_schema(app.schema_name, app.schema)
@@ -205,7 +212,7 @@ def run_app(app: App, argv: Sequence[str] | None = None) -> None:
     def _main(cfg: Any) -> None:
         for noisy in ("jax", "absl", "orbax"):  # Hydra sets the root logger to INFO
             logging.getLogger(noisy).setLevel(logging.WARNING)
-        with one_line_errors(app, overrides):
+        with one_line_errors(app.schema, overrides):
             app.work(checked(app, cfg), Path(HydraConfig.get().runtime.output_dir))
 
     sys.argv = [sys.argv[0], *argv]

@@ -1,12 +1,12 @@
 """Figures and numbers for the linear-self-attention section (von Oswald et al. 2022).
 
-    python -m icl_regression.analysis.lsa --train   # train (or resume) the LSA presets, then plot
-    python -m icl_regression.analysis.lsa           # measure and plot existing runs only
+    icl-lsa train=true   # train (or resume) the LSA presets, then plot (app: lsa_app.py)
+    icl-lsa              # measure and plot existing runs only
 
-Runs live in fixed directories under --runs: `oswald_lsa/reference` (preset oswald_lsa, one
+Runs live in fixed directories under `runs`: `oswald_lsa/reference` (preset oswald_lsa, one
 layer) and `oswald_lsa_deep/L{k}_{untied,tied}` (preset oswald_lsa_deep with model.n_layer=k);
-`--deep FOLDER` reads the deep runs from any folder instead (e.g. a Hydra multirun sweep).
-Writes to --out: lsa_loss_curve.png (trained loss vs the optimal-η one-step GD line),
+`deep=FOLDER` reads the deep runs from any folder instead (e.g. a Hydra multirun sweep).
+Writes to `out`: lsa_loss_curve.png (trained loss vs the optimal-η one-step GD line),
 lsa_sensitivity.png (cosine / L2 between ∂ŷ/∂x_query of the model and of GD over training),
 lsa_interpolation.png (loss from the rescaled trained weights to the construction),
 lsa_depth.png (loss vs depth: trained LSA, k-step GD, GD++) and lsa_numbers.json.
@@ -18,23 +18,14 @@ run's `eval` stream; η and GD++'s (η_l, γ_l) are fitted on a separate draw of
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 from pathlib import Path
 
 import jax
 import numpy as np
 
 from icl_regression.analysis import gd_compare
-from icl_regression.cli import CONF_DIR
-from icl_regression.config import (
-    ModelConfig,
-    TrainConfig,
-    register_configs,
-    to_dataclass,
-    validate,
-)
+from icl_regression.cli import compose_train
+from icl_regression.config import ModelConfig, TrainConfig
 from icl_regression.data import tasks
 from icl_regression.models.lsa import constructed_lsa, lsa_forward
 from icl_regression.run import load_config, load_run
@@ -45,12 +36,7 @@ DEPTHS = (2, 3, 4, 5)
 
 def compose_preset(experiment: str, overrides: tuple[str, ...] = ()) -> TrainConfig:
     """The validated config of `conf/experiment/<experiment>.yaml` plus overrides."""
-    from hydra import compose, initialize_config_dir
-
-    register_configs()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[f"experiment={experiment}", *overrides])
-    return validate(to_dataclass(cfg))
+    return compose_train([f"experiment={experiment}", *overrides])
 
 
 def preset_runs(runs_root: Path, depths=DEPTHS) -> dict:
@@ -250,48 +236,3 @@ def plot_depth(rows: list[dict], path: Path) -> None:
     axes[0].legend(fontsize=8)
     _save(fig, path)
     plt.close(fig)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--train", action="store_true", help="train or resume the presets")
-    parser.add_argument("--runs", type=Path, default=Path("runs"))
-    parser.add_argument("--out", type=Path, default=Path("plots"))
-    parser.add_argument("--deep", type=Path, default=None,
-                        help="folder of deep LSA runs (default RUNS/oswald_lsa_deep; a Hydra "
-                             "multirun sweep folder works too)")
-    parser.add_argument("--depths", type=int, nargs="*", default=list(DEPTHS))
-    parser.add_argument("--n-eval", type=int, default=4096)
-    parser.add_argument("--replot", action="store_true",
-                        help="redraw the figures from OUT/lsa_numbers.json without measuring")
-    args = parser.parse_args(argv)
-    if args.train:
-        train_presets(args.runs, args.depths)
-    single_dir = args.runs / "oswald_lsa" / "reference"
-    if not args.replot and not (single_dir / "checkpoints").exists():
-        raise SystemExit(f"error: {single_dir} holds no trained run; pass --train")
-    args.out.mkdir(parents=True, exist_ok=True)
-    numbers_path = args.out / "lsa_numbers.json"
-    if args.replot:
-        if not numbers_path.exists():
-            raise SystemExit(f"error: {numbers_path} does not exist; run without --replot first")
-        numbers = json.loads(numbers_path.read_text())
-    else:
-        numbers = {"single": measure_single(single_dir, args.n_eval)}
-        single = numbers["single"]
-        print(f"[lsa] 1 layer: trained {single['trained_loss']:.4f} vs GD {single['gd_loss']:.4f}"
-              f" (η={single['eta']:.4f}), cosine {single['cosine']:.4f}, L2 {single['l2']:.4f}")
-        deep_dir = args.deep or args.runs / "oswald_lsa_deep"
-        numbers["depth"] = measure_depths(single_dir, deep_dir, args.depths, args.n_eval)
-        tmp = numbers_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(numbers, indent=1))
-        os.replace(tmp, numbers_path)
-    plot_loss_curve(numbers["single"], args.out / "lsa_loss_curve.png")
-    plot_sensitivity(numbers["single"], args.out / "lsa_sensitivity.png")
-    plot_interpolation(numbers["single"], args.out / "lsa_interpolation.png")
-    plot_depth(numbers["depth"], args.out / "lsa_depth.png")
-    print(f"[lsa] wrote {args.out}/lsa_*.png and lsa_numbers.json")
-
-
-if __name__ == "__main__":
-    main()
