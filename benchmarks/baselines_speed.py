@@ -24,8 +24,9 @@ import jax
 import numpy as np
 
 from icl_regression import baselines
+from icl_regression.cli import App, run_app
 from icl_regression.config import once
-from icl_regression.config.validate import at_least
+from icl_regression.config.checks import at_least
 
 
 @dataclass(frozen=True)
@@ -142,10 +143,11 @@ def bench(args: BaselinesBench, _output_dir: Path) -> None:
     print(f"\nPer-prompt loop timed on {subset} prompts and extrapolated ×{n_prompts / subset:g}.")
 
 
-def main() -> None:
-    from icl_regression.cli import App, run_app
+APP = App("bench_baselines", BaselinesBench, check_bench, bench)
 
-    run_app(App("bench_baselines", BaselinesBench, check_bench, bench))
+
+def main() -> None:
+    run_app(APP)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from icl_regression.config import TrainConfig
+from icl_regression.cli import App, run_app
+from icl_regression.config import TrainConfig, validate
+from icl_regression.train.loop import check_resumable, train_and_evaluate
 
 
 def demo(cfg: TrainConfig, run_dir: Path) -> None:
@@ -22,7 +24,6 @@ def demo(cfg: TrainConfig, run_dir: Path) -> None:
     from icl_regression.figures.app import FiguresConfig, make_figures
     from icl_regression.probes.runner import format_probe_summary, probe_run
     from icl_regression.run import load_run
-    from icl_regression.train.loop import train_and_evaluate
 
     t0 = time.perf_counter()
     summary = train_and_evaluate(cfg, run_dir)
@@ -50,13 +51,12 @@ def demo(cfg: TrainConfig, run_dir: Path) -> None:
     print(f"[demo] the run lives in {run_dir}  (load it: icl_regression.load_run('{run_dir}'))")
 
 
+APP = App("train", TrainConfig, validate, demo, precheck=check_resumable)
+
+
 def main() -> None:
     """`icl-demo` / `python -m icl_regression.demo`."""
-    from icl_regression.cli import App, run_app
-    from icl_regression.config import validate
-    from icl_regression.train.loop import check_resumable
-
-    run_app(App("train", TrainConfig, validate, demo, precheck=check_resumable))
+    run_app(APP)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from icl_regression.analysis import lsa
+from icl_regression.cli import App, run_app
 from icl_regression.config import once
-from icl_regression.config.validate import at_least, require
+from icl_regression.config.checks import at_least, require
 from icl_regression.storage import write_atomically
 
 
@@ -79,11 +80,12 @@ def lsa_app(cfg: LsaConfig, _output_dir: Path | None = None) -> None:
     print(f"[lsa] wrote {out}/lsa_*.png and lsa_numbers.json")
 
 
+APP = App("lsa", LsaConfig, check_lsa, lsa_app)
+
+
 def main() -> None:
     """`icl-lsa` (cli.py runs it)."""
-    from icl_regression.cli import App, run_app
-
-    run_app(App("lsa", LsaConfig, check_lsa, lsa_app))
+    run_app(APP)
 
 
 if __name__ == "__main__":

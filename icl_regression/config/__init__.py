@@ -6,6 +6,7 @@ from icl_regression.config.build import (
     register_schema,
     to_dataclass,
 )
+from icl_regression.config.checks import once, validate, validate_devices
 from icl_regression.config.schema import (
     CORRUPT_MODES,
     Choice,
@@ -26,7 +27,6 @@ from icl_regression.config.schema import (
     WPrior,
     XDist,
 )
-from icl_regression.config.validate import once, validate, validate_devices
 
 __all__ = [
     "CORRUPT_MODES", "Choice", "ConfigError", "CorruptMode", "CurriculumConfig", "DType",

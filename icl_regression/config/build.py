@@ -37,8 +37,11 @@ def _writable(node: Any) -> Any:
     return node
 
 
+@functools.cache
 def structured(schema: type) -> Any:
-    """The schema as a writable OmegaConf node (types, defaults and choices enforced)."""
+    """The schema as a writable OmegaConf node (types, defaults and choices enforced). Built once
+    per schema: callers merge into it (`OmegaConf.merge` copies) or store it (ConfigStore
+    copies), never change it."""
     from omegaconf import OmegaConf
 
     return _writable(OmegaConf.structured(schema))
@@ -72,11 +75,15 @@ def to_dataclass(cfg: Any, schema: type = TrainConfig) -> Any:
     from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    if isinstance(cfg, DictConfig):
-        cfg = OmegaConf.to_container(cfg, resolve=False)
-    values = {k: v for k, v in dict(cfg).items() if k != "hydra"}
+    typed = isinstance(cfg, DictConfig) and OmegaConf.get_type(cfg) is schema
+    if typed and "hydra" not in cfg:  # composed against the schema already: types checked
+        values: Any = cfg
+    else:
+        if isinstance(cfg, DictConfig):
+            cfg = OmegaConf.to_container(cfg, resolve=False)
+        values = {k: v for k, v in dict(cfg).items() if k != "hydra"}
     try:
-        node = OmegaConf.merge(structured(schema), values)
+        node = values if values is cfg else OmegaConf.merge(structured(schema), values)
         missing = _missing_keys(node)
         if missing:
             raise MissingValueError(missing[0])
@@ -103,7 +110,8 @@ def omegaconf_message(err: Any, schema: type, values: Mapping | None = None) -> 
     from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, ValidationError
 
     key = str(getattr(err, "full_key", "") or "")
-    value = lookup(values or {}, key, getattr(err, "value", None))
+    value = getattr(err, "value", None)  # the offending value itself (a list's element too)
+    value = lookup(values or {}, key) if value is None else value
     shown = MISSING if isinstance(err, MissingMandatoryValue) else repr(value)
     if isinstance(err, ConfigKeyError) or "not in" in str(getattr(err, "msg", "")):
         parent, _, _ = key.rpartition(".")

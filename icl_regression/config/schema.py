@@ -2,7 +2,7 @@
 
 The dataclasses are the single source of truth for every key: Hydra type-checks the composed
 config against them (build.py) and library code receives them as plain frozen dataclasses.
-Value ranges are checked in validate.py.
+Value ranges are checked in checks.py.
 """
 
 from __future__ import annotations

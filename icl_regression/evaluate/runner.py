@@ -28,8 +28,9 @@ from jax.tree_util import Partial
 from tqdm.auto import tqdm
 
 from icl_regression import baselines
+from icl_regression.cli import App, run_app
 from icl_regression.config import TaskConfig, once, register_schema, to_dataclass
-from icl_regression.config.validate import (
+from icl_regression.config.checks import (
     at_least,
     one_of_each,
     require,
@@ -310,11 +311,12 @@ def _evaluate_app(cfg: EvalConfig, _output_dir: Path) -> None:
     run_from_config(cfg)
 
 
+APP = App("evaluate", EvalConfig, check_config, _evaluate_app)
+
+
 def main() -> None:
     """`icl-eval` / `python -m icl_regression.evaluate` (cli.py runs it)."""
-    from icl_regression.cli import App, run_app
-
-    run_app(App("evaluate", EvalConfig, check_config, _evaluate_app))
+    run_app(APP)
 
 
 if __name__ == "__main__":

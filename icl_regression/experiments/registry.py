@@ -26,9 +26,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from icl_regression.cli import App, run_app
 from icl_regression.config import CORRUPT_MODES, CorruptMode, once, to_dataclass
 from icl_regression.config.build import MISSING
-from icl_regression.config.validate import one_of_each, require
+from icl_regression.config.checks import one_of_each, require
 from icl_regression.figures.style import FORMATS, write_atomically
 
 EXPERIMENTS = ("task_diversity", "scale", "prior_override", "corrupted_demos",
@@ -127,7 +128,7 @@ def _check_options(o: ExperimentOptions) -> None:
 @once
 def check_experiments(args: ExperimentsArgs) -> ExperimentsConfig:
     """The one place the experiments app's values are checked -> ExperimentsConfig."""
-    runs = (args.runs,) if isinstance(args.runs, str) else tuple(args.runs or ())
+    runs = tuple(args.runs) if isinstance(args.runs, (list, tuple)) else (args.runs,)
     require(args.name in EXPERIMENTS, "name", args.name, f"allowed: {', '.join(EXPERIMENTS)}")
     require(bool(runs) and all(isinstance(r, str) and r for r in runs), "runs", runs,
             "a run directory, a glob, or a list of them")
@@ -256,12 +257,13 @@ def _experiments_app(cfg: ExperimentsConfig, _output_dir: Path) -> None:
         sys.exit(1)
 
 
+APP = App("experiments", ExperimentsArgs, check_experiments, _experiments_app, hints={
+    "name": f"name is required; one of {', '.join(EXPERIMENTS)}"})
+
+
 def main() -> None:
     """`icl-experiments` / `python -m icl_regression.experiments` (cli.py runs it)."""
-    from icl_regression.cli import App, run_app
-
-    run_app(App("experiments", ExperimentsArgs, check_experiments, _experiments_app, hints={
-        "name": f"name is required; one of {', '.join(EXPERIMENTS)}"}))
+    run_app(APP)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
+from icl_regression.cli import App, run_app
 from icl_regression.config import once, to_dataclass
-from icl_regression.config.validate import indices, one_of_each, require
+from icl_regression.config.checks import indices, one_of_each, require
 from icl_regression.figures import plots, sweeps
 from icl_regression.figures.stored_runs import (
     RunRecord,
@@ -55,7 +56,7 @@ class FiguresConfig:
 
 
 def _as_tuple(value: Any) -> tuple | None:
-    return None if value is None else (value,) if isinstance(value, str) else tuple(value)
+    return None if value is None else tuple(value) if isinstance(value, (list, tuple)) else (value,)
 
 
 @once
@@ -252,11 +253,12 @@ def _figures_app(options: FiguresConfig, _output_dir: Path) -> None:
         sys.exit(1)
 
 
+APP = App("figures", FiguresConfig, check_figures, _figures_app)
+
+
 def main() -> None:
     """`icl-figures` / `python -m icl_regression.figures` (cli.py runs it)."""
-    from icl_regression.cli import App, run_app
-
-    run_app(App("figures", FiguresConfig, check_figures, _figures_app))
+    run_app(APP)
 
 
 if __name__ == "__main__":

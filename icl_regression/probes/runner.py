@@ -29,9 +29,10 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from icl_regression.baselines import tune_gd_eta
+from icl_regression.cli import App, run_app
 from icl_regression.config import ConfigError, once, to_dataclass
 from icl_regression.config.build import MISSING
-from icl_regression.config.validate import at_least, indices, one_of_each, require
+from icl_regression.config.checks import at_least, indices, one_of_each, require
 from icl_regression.data import tasks
 from icl_regression.probes.families import LINEAR_ALPHAS, PROBES, FitOptions, Split, fit_probes
 from icl_regression.probes.targets import (
@@ -327,12 +328,13 @@ def _probe_app(cfg: ProbeConfig, _output_dir: Path) -> None:
     print(f"wrote {Path(cfg.run_dir) / 'probes.json'}")
 
 
+APP = App("probes", ProbeConfig, check_probe_config, _probe_app, hints={
+    "run_dir": "run_dir is required: a trained run directory (icl-probe run_dir=DIR)"})
+
+
 def main() -> None:
     """`icl-probe` / `python -m icl_regression.probes` (cli.py runs it)."""
-    from icl_regression.cli import App, run_app
-
-    run_app(App("probes", ProbeConfig, check_probe_config, _probe_app, hints={
-        "run_dir": "run_dir is required: a trained run directory (icl-probe run_dir=DIR)"}))
+    run_app(APP)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import optax
 from flax import nnx
 
 from icl_regression.checkpoints import Checkpointer
+from icl_regression.cli import App, run_app
 from icl_regression.config import ConfigError, TrainConfig, validate, validate_devices
 from icl_regression.data import tasks
 from icl_regression.models import build_model, count_params
@@ -221,13 +222,13 @@ def train_and_evaluate(cfg: TrainConfig, run_dir: str | Path) -> dict:
     return summary
 
 
+APP = App("train", TrainConfig, validate, train_and_evaluate, precheck=check_resumable)
+
+
 def main() -> None:
     """`icl-train` / `python -m icl_regression.train`: the training app (cli.py runs it)."""
-    from icl_regression.cli import App, run_app
-
     try:
-        run_app(App("train", TrainConfig, validate, train_and_evaluate,
-                    precheck=check_resumable))
+        run_app(APP)
     finally:
         shutdown_distributed()
 

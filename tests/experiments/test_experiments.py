@@ -276,4 +276,4 @@ def test_cli_end_to_end_and_bad_name(tiny_runs, tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "name='nope' is not allowed" in bad.stderr
     unnamed = subprocess.run(cmd[:3], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert unnamed.returncode == 2 and unnamed.stderr.startswith("error: name is required")
+    assert unnamed.returncode == 2 and unnamed.stderr.startswith("error: name=??? is not allowed")
