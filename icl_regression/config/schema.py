@@ -29,52 +29,20 @@ class Choice(str, Enum):
         return str.__hash__(self)
 
 
-class XDist(Choice):
-    gaussian = "gaussian"
-    skewed = "skewed"
-    uniform = "uniform"
+def choice(name: str, *values: str) -> type[Choice]:
+    """A Choice enum whose member names are its values (so hashes and dict lookups agree)."""
+    return Choice(name, [(value, value) for value in values], module=__name__, qualname=name)
 
 
-class WPrior(Choice):
-    gaussian = "gaussian"
-    sparse = "sparse"
-    fixed = "fixed"
-
-
-class CorruptMode(Choice):
-    noise = "noise"
-    other_w = "other_w"
-
-
-class ModelName(Choice):
-    gpt = "gpt"
-    lsa = "lsa"
-
-
-class Encoding(Choice):
-    interleaved = "interleaved"
-    paired = "paired"
-
-
-class Positions(Choice):
-    learned = "learned"
-    none = "none"
-
-
-class DType(Choice):
-    float32 = "float32"
-    bfloat16 = "bfloat16"
-
-
-class Schedule(Choice):
-    cosine = "cosine"
-    constant = "constant"
-
-
-class LossPositions(Choice):
-    all = "all"
-    last = "last"
-
+XDist = choice("XDist", "gaussian", "skewed", "uniform")
+WPrior = choice("WPrior", "gaussian", "sparse", "fixed")
+CorruptMode = choice("CorruptMode", "noise", "other_w")
+ModelName = choice("ModelName", "gpt", "lsa")
+Encoding = choice("Encoding", "interleaved", "paired")
+Positions = choice("Positions", "learned", "none")
+DType = choice("DType", "float32", "bfloat16")
+Schedule = choice("Schedule", "cosine", "constant")
+LossPositions = choice("LossPositions", "all", "last")
 
 CORRUPT_MODES = tuple(mode.value for mode in CorruptMode)
 
