@@ -71,8 +71,16 @@ def compose(config_name: str, schema: type, overrides: Sequence[str] = (),
 
 
 def compose_train(overrides: Sequence[str] = ()) -> TrainConfig:
-    """The checked training config for `overrides` (e.g. `experiment=quickstart`)."""
-    return validate(to_dataclass(compose("train", TrainConfig, overrides)))
+    """The checked training config for `overrides` (e.g. `experiment=quickstart`); any bad
+    input, Hydra's and OmegaConf's errors included, is a ConfigError with the app's one line."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        cfg = compose("train", TrainConfig, overrides)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(error_line(err, TrainConfig, overrides)) from None
+    return validate(to_dataclass(cfg))
 
 
 def compose_train_or_fail(overrides: Sequence[str] = ()) -> TrainConfig:

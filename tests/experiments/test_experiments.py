@@ -13,6 +13,7 @@ import pytest
 from conftest import ROOT, compose, sweep_of, tiny_config
 
 from icl_regression.baselines import huber
+from icl_regression.cli import compose_train
 from icl_regression.config import ConfigError, TaskConfig, to_dataclass, validate
 from icl_regression.data import context, tasks
 from icl_regression.experiments.registry import EXPERIMENTS, experiments_config, run_experiment
@@ -66,7 +67,7 @@ def test_training_time_corruption_and_unchanged_clean_sampling():
                                           ("task.corrupt_mode=flip", "task.corrupt_mode")])
 def test_bad_corruption_values_name_the_key(override, key):
     with pytest.raises(ConfigError) as err:
-        validate(to_dataclass(compose([override])))
+        compose_train([override])  # the apps' path: composition errors are ConfigErrors too
     assert str(err.value).startswith(key) and "\n" not in str(err.value)
 
 
