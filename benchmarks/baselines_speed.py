@@ -1,7 +1,9 @@
 """Baseline speed: every baseline on 10,000 prompts × 41 positions at d = 20, against two NumPy
 references measured in the same run.
 
-    python benchmarks/baselines_speed.py [--prompts 10000] [--points 41] [--dim 20] [--repeats 3]
+    python benchmarks/baselines_speed.py [prompts=10000] [points=41] [dim=20] [repeats=3]
+
+A Hydra app like every other (conf/bench_baselines.yaml, schema `BaselinesBench` below).
 
 References (exact OLS and k-NN only, the two with a standard NumPy implementation):
 * batched per position: one batched `np.linalg.pinv` per prefix length (all prompts at once),
@@ -14,13 +16,33 @@ Prints a markdown table.
 
 from __future__ import annotations
 
-import argparse
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import jax
 import numpy as np
 
 from icl_regression import baselines
+from icl_regression.cli import App, run_app
+from icl_regression.config import once
+from icl_regression.config.checks import at_least
+
+
+@dataclass(frozen=True)
+class BaselinesBench:
+    prompts: int = 10_000
+    points: int = 41  # positions per prompt
+    dim: int = 20
+    repeats: int = 3  # timed JAX calls after a warm-up (best is kept)
+    loop_subset: int = 100  # prompts timed for the per-prompt loop (then extrapolated)
+
+
+@once
+def check_bench(cfg: BaselinesBench) -> BaselinesBench:
+    at_least(cfg, "", 1, "prompts", "dim", "repeats", "loop_subset")
+    at_least(cfg, "", 2, "points")
+    return cfg
 
 
 def best_time(fn, repeats):
@@ -67,15 +89,7 @@ def knn_per_prompt(xs, ys, k):
     return preds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", type=int, default=10_000)
-    parser.add_argument("--points", type=int, default=41)
-    parser.add_argument("--dim", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--loop-subset", type=int, default=100,
-                        help="prompts timed for the per-prompt loop (then extrapolated)")
-    args = parser.parse_args()
+def bench(args: BaselinesBench, _output_dir: Path) -> None:
     rng = np.random.default_rng(0)
     n_prompts, d = args.prompts, args.dim
     xs = rng.standard_normal((n_prompts, args.points, d)).astype(np.float32)
@@ -127,6 +141,13 @@ def main() -> None:
                      f"{per_prompt:.1f}", f"{per_prompt / best:.0f}×"]
         print(f"| {name} | {shown or ''} | {first:.2f} | {best:.3f} | " + " | ".join(cells) + " |")
     print(f"\nPer-prompt loop timed on {subset} prompts and extrapolated ×{n_prompts / subset:g}.")
+
+
+APP = App("bench_baselines", BaselinesBench, check_bench, bench)
+
+
+def main() -> None:
+    run_app(APP)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from icl_regression.evaluate.runner import evaluate_run
 from icl_regression.run import load_run
-from icl_regression.train.metrics_log import read_metrics
+from icl_regression.storage import read_jsonl as read_metrics
 
 
 def curve(run_dir: Path, ks: list[int], n_prompts: int) -> list[dict]:

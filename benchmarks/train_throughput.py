@@ -6,9 +6,11 @@ ratio to the matmul peak measured in the same process, and peak memory.
     python benchmarks/train_throughput.py --json bench.json experiment=quickstart batch_size=256
     python benchmarks/train_throughput.py --dtypes float32 bfloat16 --batch-sizes 64 512
 
-Positional arguments are Hydra overrides of conf/loop.yaml (one config); without any, the
-reference cases below run. Timing uses the training code itself (`loop.make_update`: one jitted
-call of `steps_per_call` optimizer steps, batch sampled inside), on every visible device.
+Positional arguments are Hydra overrides of conf/train.yaml (one config); without any, the
+reference cases below run. Bad overrides stop before any timing with one line and exit 2
+(icl_regression.cli, as in every app). Timing uses the training code itself
+(`loop.make_update`: one jitted call of `steps_per_call` optimizer steps, batch sampled
+inside), on every visible device.
 
 FLOPs per step come from XLA's cost analysis of a ONE-step update whose layer loop is unrolled:
 XLA counts a loop body once, so the timed multi-step update cannot be analysed directly. The
@@ -31,8 +33,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from icl_regression.cli import CONF_DIR
-from icl_regression.config import TrainConfig, to_dataclass, validate, validate_devices
+from icl_regression.cli import compose_train_or_fail, fail
+from icl_regression.config import TrainConfig, validate_devices
 from icl_regression.data import tokens
 from icl_regression.models import build_model, count_params
 from icl_regression.train import loop
@@ -43,19 +45,6 @@ CASES = {
     "small (interleaved)": ["experiment=quickstart", "model.encoding=interleaved"],
     "garg_linear": ["experiment=garg_linear"],
 }
-
-
-def compose(overrides: list[str]) -> TrainConfig:
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from icl_regression.config import register_configs
-
-    register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return validate(to_dataclass(hydra_compose("train", overrides=overrides)))
 
 
 def tokens_per_prompt(cfg: TrainConfig) -> int:
@@ -123,9 +112,8 @@ def xla_flops(cfg: TrainConfig, parallel: DataParallel) -> float:
     return float(cost["flops"]) * parallel.n_devices
 
 
-def benchmark(label: str, overrides: list[str], steps_per_call: int | None, repeats: int,
-              peak_s: float = 1.0) -> dict:
-    cfg = compose(overrides)
+def benchmark(label: str, overrides: list[str], cfg: TrainConfig, steps_per_call: int | None,
+              repeats: int, peak_s: float = 1.0) -> dict:
     parallel = DataParallel.create(cfg.mesh)
     validate_devices(cfg, parallel.n_devices)
     platform = jax.devices()[0].platform
@@ -217,12 +205,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     cases = ({args.label or " ".join(args.overrides): args.overrides} if args.overrides
              else CASES)
+    for flag, value in (("--repeats", args.repeats), ("--steps-per-call", args.steps_per_call)):
+        if value is not None and value < 1:
+            fail(f"{flag}={value} is not allowed; must be >= 1")
     cases = crossed(cases, args.dtypes, args.batch_sizes)
+    configs = {label: compose_train_or_fail(overrides) for label, overrides in cases.items()}
     rows = []
     for label, overrides in cases.items():
         print(f"[bench] {label}: {' '.join(overrides)}", file=sys.stderr, flush=True)
-        rows.append(benchmark(label, overrides, args.steps_per_call, args.repeats,
-                              args.peak_seconds))
+        rows.append(benchmark(label, overrides, configs[label], args.steps_per_call,
+                              args.repeats, args.peak_seconds))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     print(markdown(rows))
     if args.json:

@@ -33,8 +33,9 @@ from pathlib import Path  # noqa: E402
 import jax  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_throughput import compose, setup  # noqa: E402
+from train_throughput import setup  # noqa: E402
 
+from icl_regression.cli import compose_train_or_fail as compose  # noqa: E402
 from icl_regression.train.mesh import DataParallel  # noqa: E402
 
 # name -> (Hydra overrides of the JAX side, steps per timed call)

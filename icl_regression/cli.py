@@ -1,76 +1,231 @@
-"""Shared Hydra entry logic for the training app: config validation before anything is
-compiled or written, a one-line error and exit code 2 on bad input.
+"""The one way every app starts: Hydra composes conf/<app>.yaml against the app's schema
+dataclass, the checks run, and any bad input ends as one line on stderr, exit code 2.
 
-Hydra writes `.hydra/` into the run directory before calling the task function, so checks run
-in a callback at `on_run_start` (before any directory exists) and again in the task function
-(which also covers each job of a multirun)."""
+Before Hydra's own `main` runs (it writes `.hydra/`, the run directory and a multirun's sweep
+folder before calling the app), `preflight` composes the same command line with Hydra's compose
+API: every job of a multirun, its schema dataclass and its checks, and the app's `precheck` on the
+run directory. So `task.d=abc`, `experiment=nope`, an unknown key, a missing required key or a
+value out of range prints `error: KEY=VALUE is not allowed; <what is allowed>` and exits 2 with
+nothing computed or written. The checked config reaches the app's `work` as a frozen dataclass.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hydra.experimental.callback import Callback
-
-from icl_regression.config import ConfigError, TrainConfig, to_dataclass, validate
+from icl_regression.config import (
+    ConfigError,
+    MissingValueError,
+    TrainConfig,
+    register_schema,
+    to_dataclass,
+    validate,
+)
+from icl_regression.config.build import omegaconf_message
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+# Flags after which Hydra only prints (help, the config, info) and runs nothing.
+PRINT_ONLY = ("help", "hydra_help", "cfg", "info", "shell_completion")
+
+
+@dataclass(frozen=True)
+class App:
+    """An entry point: conf/<config_name>.yaml, whose defaults list `<config_name>_schema`."""
+
+    config_name: str
+    schema: type
+    check: Callable[[Any], Any]  # the schema's value checks; returns the checked config
+    work: Callable[[Any, Path], Any]  # (checked config, Hydra's output directory)
+    precheck: Callable[[Any, Path], None] | None = None  # on the run directory, before writing
+    hints: Mapping[str, str] = field(default_factory=dict)  # required key -> what it takes
+
+    @property
+    def schema_name(self) -> str:
+        return f"{self.config_name}_schema"
 
 
 def fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
+    """The error path of every app: one line on stderr, exit code 2."""
+    print("error: " + " ".join(str(message).split()), file=sys.stderr)
     sys.exit(2)
 
 
-def checked_config(cfg: Any) -> TrainConfig:
+def compose(config_name: str, schema: type, overrides: Sequence[str] = (),
+            return_hydra_config: bool = False) -> Any:
+    """conf/<config_name>.yaml composed with `overrides`, as the app's Hydra main would."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_schema(f"{config_name}_schema", schema)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return hydra_compose(config_name, list(overrides), return_hydra_config=return_hydra_config)
+
+
+def compose_train(overrides: Sequence[str] = ()) -> TrainConfig:
+    """The checked training config for `overrides` (e.g. `experiment=quickstart`); any bad
+    input, Hydra's and OmegaConf's errors included, is a ConfigError with the app's one line."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
     try:
-        return validate(to_dataclass(cfg))
-    except ConfigError as err:
+        cfg = compose("train", TrainConfig, overrides)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(error_line(err, TrainConfig, overrides)) from None
+    return validate(to_dataclass(cfg))
+
+
+def compose_train_or_fail(overrides: Sequence[str] = ()) -> TrainConfig:
+    """`compose_train` for scripts that take training overrides (benchmarks): bad input is one
+    line and exit 2, as in every app."""
+    with one_line_errors(TrainConfig, overrides):
+        return compose_train(overrides)
+
+
+def checked(app: App, cfg: Any) -> Any:
+    """Composed config -> the app's checked dataclass (checks wrapped in `config.once` run
+    once per process: in the preflight, not again in Hydra's main)."""
+    try:
+        built = to_dataclass(cfg, app.schema)
+    except MissingValueError as err:
+        raise MissingValueError(err.key, app.hints.get(err.key, "")) from None
+    return app.check(built)
+
+
+def error_line(err: BaseException, schema: type, overrides: Sequence[str]) -> str:
+    """`KEY=VALUE is not allowed; <what is allowed>` for anything Hydra or OmegaConf raise."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+    from omegaconf.errors import OmegaConfBaseException
+
+    given = dict(_split(o) for o in overrides if "=" in o)
+    if isinstance(err, ConfigError):
+        return str(err)
+    if isinstance(err, MissingConfigException):
+        group, _, name = (err.missing_cfg_file or "").rpartition("/")
+        if err.options:
+            return f"{group}={name!r} is not allowed; choose from {', '.join(err.options)}"
+        for key, value in given.items():  # e.g. a launcher whose plugin is not installed
+            if f"{key}/{value}" in str(err):
+                return f"{key}={value!r} is not allowed; {str(err).splitlines()[0]}"
+    if isinstance(err, OverrideParseException):
+        bad = next((o for o in overrides if not _parses(o)), " ".join(overrides))
+        return f"{bad!r} is not allowed; overrides are KEY=VALUE (Hydra's override grammar)"
+    cause = err if isinstance(err, OmegaConfBaseException) else err.__cause__
+    if isinstance(cause, OmegaConfBaseException):
+        return omegaconf_message(cause, schema, given)
+    quoted = re.search(r"'([^'=\s]+)=([^']*)'", str(err))
+    if quoted and "Ambiguous" in str(err):
+        return (f"{quoted[1]}={quoted[2]!r} is not allowed; a sweep needs -m (--multirun), a "
+                f"list is {quoted[1]}=[{quoted[2]}]")
+    if quoted:
+        return f"{quoted[1]}={quoted[2]!r} is not allowed; {str(err).splitlines()[0]}"
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
+def _split(override: str) -> tuple[str, str]:
+    key, _, value = override.partition("=")
+    return key.lstrip("+~"), value
+
+
+def _parses(override: str) -> bool:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    try:
+        OverridesParser.create().parse_overrides([override])
+        return True
+    except OverrideParseException:
+        return False
+
+
+@contextlib.contextmanager
+def one_line_errors(schema: type, overrides: Sequence[str]) -> Iterator[None]:
+    """Any configuration error raised inside -> `fail` with its one line."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from icl_regression.storage import RunDirLocked
+
+    try:
+        yield
+    except (ConfigError, HydraException, OmegaConfBaseException) as err:
+        fail(error_line(err, schema, overrides))
+    except (RunDirLocked, FileNotFoundError) as err:  # a run dir in use, or not (yet) a run
         fail(str(err))
-        raise  # unreachable
 
 
-class ValidateConfig(Callback):
-    """Registered in conf/train.yaml under hydra.callbacks."""
+def job_overrides(base: Any, overrides: Sequence[str], multirun: bool) -> list[list[str]]:
+    """The override list of every job the command line starts (one job unless multirun)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    def on_run_start(self, config: Any, **kwargs: Any) -> None:
-        from omegaconf import OmegaConf
+    parser = OverridesParser.create()
+    parsed = parser.parse_overrides(list(overrides))
+    hydra_side = [o.input_line for o in parsed if o.is_hydra_override()]
+    sweeps = [o for o in parsed if o.is_sweep_override() and not o.is_hydra_override()]
+    if not multirun:
+        if sweeps:  # Hydra's own "Ambiguous value" error, raised here as one line
+            parser.parse_overrides([sweeps[0].input_line])
+            key, value = _split(sweeps[0].input_line)
+            raise ConfigError(f"{key}={value!r} is not allowed; a sweep needs -m (--multirun), "
+                              f"a list is {key}=[{value}]")
+        return [list(overrides)]
+    params = base.hydra.sweeper.get("params") or {}
+    task_side = [f"{key}={value}" for key, value in params.items()]
+    task_side += [o.input_line for o in parsed if not o.is_hydra_override()]
+    jobs = BasicSweeper.split_arguments(parser.parse_overrides(task_side), None)[0]
+    return [hydra_side + list(job) for job in jobs]
 
-        from icl_regression.storage import RunDirLocked, hold_run_lock
-        from icl_regression.train.loop import check_resumable
 
-        train_cfg = checked_config(config)
-        run_dir = Path(OmegaConf.select(config, "hydra.run.dir"))
-        try:
-            if not train_cfg.mesh.multi_host:  # (multi-host: process 0 takes it in the task)
-                hold_run_lock(run_dir)  # for the whole process, before Hydra writes .hydra/
-            check_resumable(train_cfg, run_dir)
-        except (ConfigError, RunDirLocked) as err:
-            fail(str(err))
+def preflight(app: App, overrides: Sequence[str], multirun: bool) -> None:
+    """Compose and check every job of the command line; the precheck on a single run's dir."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.types import RunMode
 
-    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
-        checked_config(config)
+    plain = [o.input_line for o in OverridesParser.create().parse_overrides(list(overrides))
+             if not o.is_sweep_override()]
+    base = compose(app.config_name, app.schema, plain, return_hydra_config=True)
+    multirun = multirun or base.hydra.mode == RunMode.MULTIRUN
+    jobs = job_overrides(base, overrides, multirun)
+    for job in jobs:
+        job_cfg = base if job == list(overrides) else compose(
+            app.config_name, app.schema, job, return_hydra_config=True)
+        cfg = checked(app, job_cfg)
+        if app.precheck is not None and not multirun:
+            app.precheck(cfg, Path(str(job_cfg.hydra.run.dir)))
 
 
-def run_hydra(task_fn: Callable[[TrainConfig, Path], Any], config_name: str) -> None:
+def run_app(app: App, argv: Sequence[str] | None = None) -> None:
+    """Check the command line (one line + exit 2 on bad input), then run Hydra's main."""
     import hydra
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
-    from icl_regression.config import register_configs
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, _ = get_args_parser().parse_known_args(argv)
+    overrides = list(args.overrides or ())
+    custom_conf = args.config_path or args.config_dir or args.config_name
+    if not custom_conf and not any(getattr(args, flag, None) for flag in PRINT_ONLY):
+        with one_line_errors(app.schema, overrides):
+            preflight(app, overrides, args.multirun)
+        GlobalHydra.instance().clear()
+    register_schema(app.schema_name, app.schema)
 
-    register_configs()
-
-    @hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")
-    def _app(cfg):
+    @hydra.main(config_path=CONF_DIR, config_name=app.config_name, version_base="1.3")
+    def _main(cfg: Any) -> None:
         for noisy in ("jax", "absl", "orbax"):  # Hydra sets the root logger to INFO
             logging.getLogger(noisy).setLevel(logging.WARNING)
-        train_cfg = checked_config(cfg)
-        try:
-            task_fn(train_cfg, Path(HydraConfig.get().runtime.output_dir))
-        except ConfigError as err:
-            fail(str(err))
+        with one_line_errors(app.schema, overrides):
+            app.work(checked(app, cfg), Path(HydraConfig.get().runtime.output_dir))
 
-    _app()
+    sys.argv = [sys.argv[0], *argv]
+    _main()

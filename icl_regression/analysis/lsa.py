@@ -1,12 +1,12 @@
-"""Figures and numbers for the linear-self-attention section (von Oswald et al. 2022).
+"""Measurements for the linear-self-attention section (von Oswald et al. 2022): trained LSA vs GD.
 
-    python -m icl_regression.analysis.lsa --train   # train (or resume) the LSA presets, then plot
-    python -m icl_regression.analysis.lsa           # measure and plot existing runs only
+    icl-lsa train=true   # train (or resume) the LSA presets, then plot (app: lsa_app.py)
+    icl-lsa              # measure and plot existing runs only
 
-Runs live in fixed directories under --runs: `oswald_lsa/reference` (preset oswald_lsa, one
+Runs live in fixed directories under `runs`: `oswald_lsa/reference` (preset oswald_lsa, one
 layer) and `oswald_lsa_deep/L{k}_{untied,tied}` (preset oswald_lsa_deep with model.n_layer=k);
-`--deep FOLDER` reads the deep runs from any folder instead (e.g. a Hydra multirun sweep).
-Measures into --out/lsa_numbers.json, then draws it (icl_regression/figures/lsa.py):
+`deep=FOLDER` reads the deep runs from any folder instead (e.g. a Hydra multirun sweep).
+Measures into OUT/lsa_numbers.json (`icl-lsa`, analysis/lsa_app.py), which figures/lsa.py draws:
 lsa_loss_curve.png, lsa_sensitivity.png, lsa_interpolation.png and lsa_depth.png.
 
 Every loss is the squared error at the query with N = n − 1 context pairs (the position the
@@ -16,8 +16,6 @@ run's `eval` stream; η and GD++'s (η_l, γ_l) are fitted on a separate draw of
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import jax
@@ -25,18 +23,12 @@ import numpy as np
 
 from icl_regression.analysis import gd_compare
 from icl_regression.checkpoints import checkpoint_steps
-from icl_regression.cli import CONF_DIR
-from icl_regression.config import (
-    TrainConfig,
-    register_configs,
-    to_dataclass,
-    validate,
-)
+from icl_regression.cli import compose_train
+from icl_regression.config import TrainConfig
 from icl_regression.data import tasks
-from icl_regression.figures.lsa import save_lsa_figures
 from icl_regression.models.lsa import constructed_lsa
 from icl_regression.run import load_config, load_run
-from icl_regression.storage import finite_or_none, read_jsonl, write_json
+from icl_regression.storage import finite_or_none, read_jsonl
 
 DEPTHS = (2, 3, 4, 5)
 
@@ -52,12 +44,7 @@ def finite_numbers(value):
 
 def compose_preset(experiment: str, overrides: tuple[str, ...] = ()) -> TrainConfig:
     """The validated config of `conf/experiment/<experiment>.yaml` plus overrides."""
-    from hydra import compose, initialize_config_dir
-
-    register_configs()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[f"experiment={experiment}", *overrides])
-    return validate(to_dataclass(cfg))
+    return compose_train([f"experiment={experiment}", *overrides])
 
 
 def preset_runs(runs_root: Path, depths=DEPTHS) -> dict:
@@ -171,41 +158,3 @@ def measure_depths(single_dir: Path, deep_dir: Path, depths=DEPTHS,
     return rows
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--train", action="store_true", help="train or resume the presets")
-    parser.add_argument("--runs", type=Path, default=Path("runs"))
-    parser.add_argument("--out", type=Path, default=Path("plots"))
-    parser.add_argument("--deep", type=Path, default=None,
-                        help="folder of deep LSA runs (default RUNS/oswald_lsa_deep; a Hydra "
-                             "multirun sweep folder works too)")
-    parser.add_argument("--depths", type=int, nargs="*", default=list(DEPTHS))
-    parser.add_argument("--n-eval", type=int, default=4096)
-    parser.add_argument("--replot", action="store_true",
-                        help="redraw the figures from OUT/lsa_numbers.json without measuring")
-    args = parser.parse_args(argv)
-    if args.train:
-        train_presets(args.runs, args.depths)
-    single_dir = args.runs / "oswald_lsa" / "reference"
-    if not args.replot and not (single_dir / "checkpoints").exists():
-        raise SystemExit(f"error: {single_dir} holds no trained run; pass --train")
-    args.out.mkdir(parents=True, exist_ok=True)
-    numbers_path = args.out / "lsa_numbers.json"
-    if args.replot:
-        if not numbers_path.exists():
-            raise SystemExit(f"error: {numbers_path} does not exist; run without --replot first")
-        numbers = json.loads(numbers_path.read_text())
-    else:
-        numbers = {"single": measure_single(single_dir, args.n_eval)}
-        single = numbers["single"]
-        print(f"[lsa] 1 layer: trained {single['trained_loss']:.4f} vs GD {single['gd_loss']:.4f}"
-              f" (η={single['eta']:.4f}), cosine {single['cosine']:.4f}, L2 {single['l2']:.4f}")
-        deep_dir = args.deep or args.runs / "oswald_lsa_deep"
-        numbers["depth"] = measure_depths(single_dir, deep_dir, args.depths, args.n_eval)
-        write_json(numbers_path, finite_numbers(numbers), indent=1)
-    save_lsa_figures(numbers, args.out)
-    print(f"[lsa] wrote {args.out}/lsa_*.png and lsa_numbers.json")
-
-
-if __name__ == "__main__":
-    main()

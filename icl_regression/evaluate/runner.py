@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,7 +29,15 @@ from tqdm.auto import tqdm
 
 from icl_regression import baselines
 from icl_regression.analysis.attention import write_attention
-from icl_regression.config import TaskConfig
+from icl_regression.cli import App, run_app
+from icl_regression.config import TaskConfig, once, register_schema, to_dataclass
+from icl_regression.config.checks import (
+    at_least,
+    one_of_each,
+    require,
+    validate_task,
+    well_typed,
+)
 from icl_regression.data import shifts, tasks
 from icl_regression.evaluate import metrics
 from icl_regression.evaluate.eval_json import format_table, write_eval_json
@@ -60,26 +69,33 @@ class EvalConfig:
     layerwise: bool = False  # also write run_dir/layerwise.json (evaluate/layerwise.py)
 
 
+@once
 def check_config(cfg: EvalConfig, task: TaskConfig | None = None) -> EvalConfig:
-    """One-line ValueError naming the offending key, before anything is computed."""
-    if cfg.run_dir and not (Path(cfg.run_dir) / "checkpoints").is_dir():
-        raise ValueError(f"run_dir={cfg.run_dir!r} is not allowed; it holds no checkpoints/")
-    for key in ("settings", "implicit_settings"):
-        for name in getattr(cfg, key):
-            if name not in shifts.SETTINGS:
-                allowed = ", ".join(shifts.SETTINGS)
-                raise ValueError(f"{key}: {name!r} is unknown; allowed: {allowed}")
-    for key in ("n_prompts", "implicit_prompts", "knn_k", "gd_steps", "chunk"):
-        if getattr(cfg, key) < 1:
-            raise ValueError(f"{key}={getattr(cfg, key)!r} is not allowed; must be >= 1")
-    if cfg.layerwise and not cfg.run_dir:
-        raise ValueError("layerwise=true is not allowed without run_dir (it reads a model)")
-    if any(lam <= 0 for lam in cfg.ridge_lams):
-        raise ValueError(f"ridge_lams={list(cfg.ridge_lams)} is not allowed; each must be > 0")
+    """The one place EvalConfig values are checked: a one-line ConfigError naming the key.
+    `task`: the evaluated task (default: the run's, or `cfg.task` without a run)."""
+    require(not cfg.run_dir or (Path(cfg.run_dir) / "checkpoints").is_dir(), "run_dir",
+            cfg.run_dir, "it holds no checkpoints/ (a trained run directory, or empty for the "
+            "baselines alone)")
+    one_of_each(cfg.settings, shifts.SETTINGS, "settings")
+    one_of_each(cfg.implicit_settings, shifts.SETTINGS, "implicit_settings", empty_ok=True)
+    at_least(cfg, "", 1, "n_prompts", "implicit_prompts", "knn_k", "gd_steps", "chunk")
+    at_least(cfg, "", 0, "implicit_queries", "dmmse_noise_std")
+    require(cfg.seed >= -1, "seed", cfg.seed, "must be >= 0, or -1 for the run's seed")
+    require(all(0 < lam < math.inf for lam in cfg.ridge_lams), "ridge_lams", cfg.ridge_lams,
+            "each must be a finite number > 0")
+    require(0 < cfg.lasso_alpha < math.inf, "lasso_alpha", cfg.lasso_alpha, "must be > 0")
+    require(not cfg.layerwise or bool(cfg.run_dir), "layerwise", cfg.layerwise,
+            "needs run_dir (it reads a model)")
+    if task is None and cfg.run_dir:
+        from icl_regression.run import load_config
+
+        task = load_config(cfg.run_dir).task
+    if task is None:
+        well_typed(cfg.task, "task.")
+        validate_task(cfg.task)
     d = (task or cfg.task).d
-    if cfg.implicit_queries and cfg.implicit_queries < 2 * d:
-        raise ValueError(f"implicit_queries={cfg.implicit_queries} is not allowed; must be 0 "
-                         f"(= 2d) or >= 2d = {2 * d}")
+    require(cfg.implicit_queries == 0 or cfg.implicit_queries >= 2 * d, "implicit_queries",
+            cfg.implicit_queries, f"must be 0 (= 2d) or >= 2d = {2 * d}")
     return cfg
 
 
@@ -206,25 +222,16 @@ def evaluate_baselines(task: TaskConfig, cfg: EvalConfig | None = None, **overri
 
 
 def _eval_config(cfg) -> EvalConfig:
-    """Composed DictConfig -> frozen EvalConfig (lists -> tuples), task checked."""
-    from omegaconf import OmegaConf
-
-    from icl_regression.config import to_dataclass, validate
-
-    values = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items()
-              if k != "hydra"}
-    task = validate(to_dataclass({"task": values.pop("task")})).task
-    tuples = {k: tuple(v) for k, v in values.items() if isinstance(v, list)}
-    return EvalConfig(**{**values, **tuples, "task": task})
+    """Composed DictConfig -> checked frozen EvalConfig."""
+    return check_config(to_dataclass(cfg, EvalConfig))
 
 
 def run_from_config(cfg: EvalConfig) -> Path:
     """The entry point's work: check, evaluate, write eval.json, print the table."""
-    from icl_regression.run import load_config, load_run
+    from icl_regression.run import load_run
 
-    check_config(cfg)
+    check_config(cfg)  # already done (once) on the command line; here for library callers
     if cfg.run_dir:
-        check_config(cfg, load_config(cfg.run_dir).task)
         data = evaluate_run(load_run(cfg.run_dir), cfg)
         out = Path(cfg.out or Path(cfg.run_dir) / "eval.json")
     else:
@@ -242,35 +249,20 @@ def run_from_config(cfg: EvalConfig) -> Path:
 
 
 def register_eval_schema() -> None:
-    """Store EvalConfig as `eval_schema`; frozen dataclasses give read-only nodes, which the
-    defaults list (task: linear) and command-line overrides must be able to change."""
-    from hydra.core.config_store import ConfigStore
-    from omegaconf import OmegaConf
+    """Store EvalConfig as `evaluate_schema`, the first entry of conf/evaluate.yaml."""
+    register_schema("evaluate_schema", EvalConfig)
 
-    schema = OmegaConf.structured(EvalConfig)
-    for node in (schema, schema.task):
-        OmegaConf.set_readonly(node, False)
-    ConfigStore.instance().store(name="eval_schema", node=schema)
+
+def _evaluate_app(cfg: EvalConfig, _output_dir: Path) -> None:
+    run_from_config(cfg)
+
+
+APP = App("evaluate", EvalConfig, check_config, _evaluate_app)
 
 
 def main() -> None:
-    import hydra
-
-    from icl_regression.config import ConfigError
-    from icl_regression.storage import RunDirLocked
-
-    register_eval_schema()
-    from icl_regression.cli import CONF_DIR as conf_dir
-
-    @hydra.main(config_path=conf_dir, config_name="evaluate", version_base="1.3")
-    def _app(cfg) -> None:
-        try:
-            run_from_config(_eval_config(cfg))
-        except (ValueError, ConfigError, FileNotFoundError, RunDirLocked) as err:
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(2)
-
-    _app()
+    """`icl-eval` / `python -m icl_regression.evaluate` (cli.py runs it)."""
+    run_app(APP)
 
 
 if __name__ == "__main__":

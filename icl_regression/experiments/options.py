@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from icl_regression.config import CorruptMode
+
 
 class ExperimentSkipped(Exception):
     """This run cannot serve this experiment; the message says why and what would."""
@@ -12,7 +14,7 @@ class ExperimentSkipped(Exception):
 @dataclass(frozen=True)
 class CorruptionOptions:
     fractions: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
-    modes: tuple[str, ...] = ("noise", "other_w")
+    modes: tuple[CorruptMode, ...] = (CorruptMode.noise, CorruptMode.other_w)
     ridge_lam: float = 1.0  # the ridge line (shrinkage also damps outliers)
     huber_delta: float = 0.1  # Huber threshold, in units of the label scale √(E y²)
 

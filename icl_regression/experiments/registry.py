@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -25,7 +26,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from icl_regression.config import CORRUPT_MODES, ConfigError
+from icl_regression.cli import App, run_app
+from icl_regression.config import CORRUPT_MODES, once, to_dataclass
+from icl_regression.config.build import MISSING
+from icl_regression.config.checks import one_of_each, require
 from icl_regression.experiments.loops import EXPERIMENTS, LOOPS, MULTI_RUN
 from icl_regression.experiments.options import (
     ExperimentOptions,
@@ -47,60 +51,60 @@ class ExperimentsConfig:
     options: ExperimentOptions = field(default_factory=ExperimentOptions)
 
 
-def _build(cls: type, values: Mapping, prefix: str) -> Any:
-    """Nested plain dict -> frozen dataclass; lists become tuples; unknown keys fail."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in values.items():
-        if key not in fields:
-            raise ConfigError(f"{prefix}{key}: unknown key; allowed: {', '.join(fields)}")
-        default = fields[key].default_factory  # type: ignore[misc]
-        if dataclasses.is_dataclass(default) and isinstance(value, Mapping):
-            value = _build(default, value, f"{prefix}{key}.")
-        kwargs[key] = tuple(value) if isinstance(value, list) else value
-    return cls(**kwargs)
+@dataclass(frozen=True)
+class ExperimentsArgs(ExperimentOptions):
+    """The app's schema (conf/experiments.yaml): the options flat beside the top-level keys."""
+
+    name: str = MISSING  # one of EXPERIMENTS
+    runs: Any = "runs/${name}*"  # a run directory, a glob, or a list; searched recursively
+    out: str = "plots/experiments"
+    per_run_plots: bool = True  # single-run figures also go to RUN/plots/experiment_<name>
+    recompute: bool = False  # true: ignore stored RUN/experiments/<name>.json
+    formats: tuple[str, ...] = ("png",)
+    dpi: int = 150
 
 
-def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}={value!r} is not allowed; {allowed}")
+def _check_options(o: ExperimentOptions) -> None:
+    require(o.n_prompts >= 2, "n_prompts", o.n_prompts, "must be >= 2")
+    require(o.seed >= 0, "seed", o.seed, "must be >= 0")
+    c = o.corrupted_demos
+    require(bool(c.fractions) and all(0 <= f <= 1 for f in c.fractions),
+            "corrupted_demos.fractions", c.fractions, "each must be in [0, 1]")
+    one_of_each(c.modes, CORRUPT_MODES, "corrupted_demos.modes")
+    require(0 < c.ridge_lam < math.inf, "corrupted_demos.ridge_lam", c.ridge_lam, "must be > 0")
+    require(0 < c.huber_delta < math.inf, "corrupted_demos.huber_delta", c.huber_delta,
+            "must be > 0")
+    r = o.order_sensitivity
+    require(r.permutations >= 2, "order_sensitivity.permutations", r.permutations,
+            "must be >= 2")
+    require(r.prompts >= 2, "order_sensitivity.prompts", r.prompts, "must be >= 2")
+    require(r.steps is None or (bool(r.steps) and all(s > 0 for s in r.steps)),
+            "order_sensitivity.steps", r.steps, "null (all checkpoints) or positive steps")
+    require(o.demo_selection.pool_points >= 1, "demo_selection.pool_points",
+            o.demo_selection.pool_points, "must be >= 1")
+    require(o.long_context.n_points >= 0, "long_context.n_points", o.long_context.n_points,
+            "must be >= 0 (0: the positional table, or 3 × n_points without positions)")
+
+
+@once
+def check_experiments(args: ExperimentsArgs) -> ExperimentsConfig:
+    """The one place the experiments app's values are checked -> ExperimentsConfig."""
+    runs = tuple(args.runs) if isinstance(args.runs, (list, tuple)) else (args.runs,)
+    require(args.name in EXPERIMENTS, "name", args.name, f"allowed: {', '.join(EXPERIMENTS)}")
+    require(bool(runs) and all(isinstance(r, str) and r for r in runs), "runs", runs,
+            "a run directory, a glob, or a list of them")
+    one_of_each(args.formats, FORMATS, "formats")
+    require(30 <= args.dpi <= 2400, "dpi", args.dpi, "must be in 30..2400")
+    _check_options(args)
+    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(ExperimentOptions)}
+    top = {f.name: getattr(args, f.name) for f in dataclasses.fields(ExperimentsConfig)
+           if f.name not in ("options", "runs")}
+    return ExperimentsConfig(**top, runs=runs, options=ExperimentOptions(**options))
 
 
 def experiments_config(values: Mapping) -> ExperimentsConfig:
-    """The composed config (plain dict) -> validated ExperimentsConfig; ConfigError if bad."""
-    values = {k: v for k, v in values.items() if k != "hydra"}
-    top = {f.name for f in dataclasses.fields(ExperimentsConfig)} - {"options"}
-    runs = values.get("runs")
-    values["runs"] = [runs] if isinstance(runs, str) else list(runs or [])
-    cfg = _build(ExperimentsConfig, {k: v for k, v in values.items() if k in top}, "")
-    cfg = dataclasses.replace(cfg, options=_build(
-        ExperimentOptions, {k: v for k, v in values.items() if k not in top}, ""))
-    o = cfg.options
-    _require(cfg.name in EXPERIMENTS, "name", cfg.name, f"allowed: {', '.join(EXPERIMENTS)}")
-    _require(bool(cfg.runs) and all(isinstance(r, str) and r for r in cfg.runs), "runs",
-             list(cfg.runs), "a run directory, a glob, or a list of them")
-    _require(bool(cfg.formats) and set(cfg.formats) <= set(FORMATS), "formats",
-             list(cfg.formats), f"allowed: {', '.join(FORMATS)}")
-    _require(cfg.dpi >= 30, "dpi", cfg.dpi, "must be >= 30")
-    _require(o.n_prompts >= 2, "n_prompts", o.n_prompts, "must be >= 2")
-    c = o.corrupted_demos
-    _require(bool(c.fractions) and all(0 <= f <= 1 for f in c.fractions),
-             "corrupted_demos.fractions", list(c.fractions), "each must be in [0, 1]")
-    _require(bool(c.modes) and set(c.modes) <= set(CORRUPT_MODES), "corrupted_demos.modes",
-             list(c.modes), f"allowed: {', '.join(CORRUPT_MODES)}")
-    _require(c.ridge_lam > 0, "corrupted_demos.ridge_lam", c.ridge_lam, "must be > 0")
-    _require(c.huber_delta > 0, "corrupted_demos.huber_delta", c.huber_delta, "must be > 0")
-    r = o.order_sensitivity
-    _require(r.permutations >= 2, "order_sensitivity.permutations", r.permutations,
-             "must be >= 2")
-    _require(r.prompts >= 2, "order_sensitivity.prompts", r.prompts, "must be >= 2")
-    _require(r.steps is None or all(isinstance(s, int) and s > 0 for s in r.steps),
-             "order_sensitivity.steps", r.steps, "null (all checkpoints) or positive steps")
-    _require(o.demo_selection.pool_points >= 1, "demo_selection.pool_points",
-             o.demo_selection.pool_points, "must be >= 1")
-    _require(o.long_context.n_points >= 0, "long_context.n_points", o.long_context.n_points,
-             "must be >= 0 (0: the positional table, or 3 × n_points without positions)")
-    return cfg
+    """The composed config (plain dict) -> checked ExperimentsConfig; ConfigError if bad."""
+    return check_experiments(to_dataclass(values, ExperimentsArgs))
 
 
 def stored_options(cfg: ExperimentsConfig) -> dict:
@@ -202,34 +206,23 @@ def _config_dict(run_dir: Path) -> dict:
     return dataclasses.asdict(load_config(run_dir))
 
 
+def _experiments_app(cfg: ExperimentsConfig, _output_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    if not run_experiment(cfg).records:
+        print(f"error: no run could serve {cfg.name} (see the skipped runs above)",
+              file=sys.stderr)
+        sys.exit(1)
+
+
+APP = App("experiments", ExperimentsArgs, check_experiments, _experiments_app, hints={
+    "name": f"name is required; one of {', '.join(EXPERIMENTS)}"})
+
+
 def main() -> None:
-    import hydra
-    from omegaconf import DictConfig, OmegaConf
-    from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
-
-    from icl_regression.cli import CONF_DIR
-
-    @hydra.main(version_base=None, config_path=CONF_DIR, config_name="experiments")
-    def experiments_app(cfg: DictConfig) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        try:
-            values = OmegaConf.to_container(cfg, resolve=True)
-        except (MissingMandatoryValue, InterpolationToMissingValueError):  # name=??? unset
-            print(f"error: name is required; allowed: {', '.join(EXPERIMENTS)}", file=sys.stderr)
-            sys.exit(2)
-        try:
-            report = run_experiment(experiments_config(values))
-        except ConfigError as error:
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
-        if not report.records:
-            print(f"error: no run could serve {cfg.name} (see the skipped runs above)",
-                  file=sys.stderr)
-            sys.exit(1)
-
-    experiments_app()
+    """`icl-experiments` / `python -m icl_regression.experiments` (cli.py runs it)."""
+    run_app(APP)
 
 
 if __name__ == "__main__":

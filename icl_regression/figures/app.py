@@ -15,11 +15,14 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from icl_regression.config import ConfigError
+from icl_regression.cli import App, run_app
+from icl_regression.config import once, to_dataclass
+from icl_regression.config.checks import indices, one_of_each, require
 from icl_regression.figures import sweeps
 from icl_regression.figures.analysis_apps import compute_missing
 from icl_regression.figures.per_run import FigureSkipped, chosen_setting, run_figures
@@ -35,7 +38,7 @@ from icl_regression.figures.style import FORMATS, default_baselines, save_figure
 
 @dataclass(frozen=True)
 class AttentionOptions:
-    enabled: bool = True
+    enabled: bool = True  # needs checkpoints/ and icl_regression.run.load_run
     layers: tuple[int, ...] | None = None  # 0-based; None = all
     heads: tuple[int, ...] | None = None
     seed: int = 0  # the prompt drawn from the run's training distribution
@@ -43,51 +46,41 @@ class AttentionOptions:
 
 @dataclass(frozen=True)
 class FiguresConfig:
-    runs: tuple[str, ...] = ("runs",)
-    out: str = "plots"
-    per_run_plots: bool = True
-    compute_missing: bool = False
+    runs: Any = ("runs",)  # a run directory, a glob, or a list; searched recursively
+    out: str = "plots"  # figure folder; per-run figures go to OUT/<run label>/
+    per_run_plots: bool = True  # also write each run's figures into RUN/plots/
+    compute_missing: bool = False  # compute eval.json / probes.json where missing
     formats: tuple[str, ...] = ("png", "pdf")
     dpi: int = 150
-    baselines: tuple[str, ...] | None = None  # None: one per family
-    setting: str | None = None  # None: the training distribution
+    baselines: Any = None  # eval.json names (one or a list); None: one per family
+    setting: str | None = None  # eval.json setting of the SPD/ILWD figures; None: training
     attention: AttentionOptions = field(default_factory=AttentionOptions)
 
 
-def _check_keys(values: Mapping, schema: type, prefix: str) -> None:
-    names = sorted(f.name for f in dataclasses.fields(schema))
-    for key in values:
-        if key not in names:
-            raise ConfigError(f"{prefix}{key}: unknown key; allowed: {', '.join(names)}")
+def _as_tuple(value: Any) -> tuple | None:
+    return None if value is None else tuple(value) if isinstance(value, (list, tuple)) else (value,)
+
+
+@once
+def check_figures(cfg: FiguresConfig) -> FiguresConfig:
+    """The one place FiguresConfig values are checked; `runs` and `baselines` become tuples."""
+    runs, baselines = _as_tuple(cfg.runs) or (), _as_tuple(cfg.baselines)
+    require(bool(runs) and all(isinstance(r, str) and r for r in runs), "runs", cfg.runs,
+            "a run directory, a glob or a list of them")
+    require(baselines is None or all(isinstance(b, str) and b for b in baselines), "baselines",
+            cfg.baselines, "eval.json predictor names, e.g. [ols, 'ridge(lam=bayes)'], or null")
+    one_of_each(cfg.formats, FORMATS, "formats")
+    require(30 <= cfg.dpi <= 2400, "dpi", cfg.dpi, "must be in 30..2400")
+    require(bool(cfg.out), "out", cfg.out, "a folder for the figures")
+    indices(cfg.attention.layers, "attention.layers", "layer indices")
+    indices(cfg.attention.heads, "attention.heads", "head indices")
+    require(cfg.attention.seed >= 0, "attention.seed", cfg.attention.seed, "must be >= 0")
+    return dataclasses.replace(cfg, runs=runs, baselines=baselines)
 
 
 def figures_config(values: Mapping) -> FiguresConfig:
-    """Plain dict (the composed Hydra config) -> validated FiguresConfig; ConfigError if bad."""
-    values = {k: v for k, v in values.items() if k != "hydra"}
-    _check_keys(values, FiguresConfig, "")
-    runs = values.get("runs", "runs")
-    runs = (runs,) if isinstance(runs, str) else tuple(runs or ())
-    if not runs or not all(isinstance(r, str) and r for r in runs):
-        raise ConfigError(f"runs={runs!r} is not allowed; a directory, a glob or a list of them")
-    formats = tuple(values.get("formats", ("png", "pdf")))
-    if not formats or any(f not in FORMATS for f in formats):
-        raise ConfigError(f"formats={list(formats)} is not allowed; allowed: {', '.join(FORMATS)}")
-    if int(values.get("dpi", 150)) < 30:
-        raise ConfigError(f"dpi={values['dpi']} is not allowed; must be >= 30")
-    attention = dict(values.get("attention") or {})
-    _check_keys(attention, AttentionOptions, "attention.")
-    tuples = lambda v: None if v is None else tuple(v)
-    baselines = values.get("baselines")
-    return FiguresConfig(
-        runs=runs, out=str(values.get("out", "plots")),
-        per_run_plots=bool(values.get("per_run_plots", True)),
-        compute_missing=bool(values.get("compute_missing", False)), formats=formats,
-        dpi=int(values.get("dpi", 150)),
-        baselines=(baselines,) if isinstance(baselines, str) else tuples(baselines),
-        setting=values.get("setting"),
-        attention=AttentionOptions(
-            enabled=bool(attention.get("enabled", True)), layers=tuples(attention.get("layers")),
-            heads=tuples(attention.get("heads")), seed=int(attention.get("seed", 0))))
+    """Plain dict (the composed Hydra config) -> checked FiguresConfig; ConfigError if bad."""
+    return check_figures(to_dataclass(values, FiguresConfig))
 
 
 @dataclass
@@ -194,32 +187,21 @@ def make_figures(options: FiguresConfig, log: Callable[[str], None] = print) -> 
     return report
 
 
-def _hydra_main() -> Callable[[], None]:
-    import hydra
-    from omegaconf import DictConfig, OmegaConf
+def _figures_app(options: FiguresConfig, _output_dir: Path) -> None:
+    import matplotlib
 
-    from icl_regression.cli import CONF_DIR
+    matplotlib.use("Agg")
+    if not make_figures(options).written:
+        print("error: no figure was drawn (see the skipped runs above)", file=sys.stderr)
+        sys.exit(1)
 
-    @hydra.main(version_base=None, config_path=CONF_DIR, config_name="figures")
-    def figures_app(cfg: DictConfig) -> None:
-        import matplotlib
 
-        matplotlib.use("Agg")
-        try:
-            options = figures_config(OmegaConf.to_container(cfg, resolve=True))
-            report = make_figures(options)
-        except ConfigError as error:
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
-        if not report.written:
-            print("error: no figure was drawn (see the skipped runs above)", file=sys.stderr)
-            sys.exit(1)
-
-    return figures_app
+APP = App("figures", FiguresConfig, check_figures, _figures_app)
 
 
 def main() -> None:
-    _hydra_main()()
+    """`icl-figures` / `python -m icl_regression.figures` (cli.py runs it)."""
+    run_app(APP)
 
 
 if __name__ == "__main__":

@@ -14,96 +14,35 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import jax
 import numpy as np
 from tqdm.auto import tqdm
 
+from icl_regression.cli import App, run_app
 from icl_regression.config import ConfigError
 from icl_regression.data import tasks
 from icl_regression.probes.families import (
-    DEFAULT_PROBES,
     LINEAR_ALPHAS,
     PROBES,
     FitOptions,
     fit_probes,
 )
+from icl_regression.probes.options import (
+    ProbeConfig,
+    ProbeOptions,
+    check_probe_config,
+    probe_options,
+)
+from icl_regression.probes.study import format_study
 from icl_regression.probes.summary import best_layers, format_probe_summary
-from icl_regression.probes.targets import TARGETS, ProbeData, probe_data, token_kinds
+from icl_regression.probes.targets import ProbeData, probe_data, token_kinds
 from icl_regression.run import Run, load_run
 from icl_regression.storage import WRITE_WAIT_S, finite_or_none, run_lock, write_json
 
 __all__ = ["ProbeOptions", "best_layers", "format_probe_summary", "probe_options", "probe_run"]
 SCHEMA_VERSION = 1
-POSITION_SETS = ("x", "y")  # positions=x: every query token; positions=y: every y token
-
-
-@dataclass(frozen=True)
-class ProbeOptions:
-    targets: tuple[str, ...] = TARGETS
-    probes: tuple[str, ...] = DEFAULT_PROBES
-    layers: tuple[int, ...] | None = None  # 0 = after the embedding, l = after block l; None: all
-    positions: tuple[int, ...] | str | None = None  # token indices, "x" or "y"; None: every token
-    n_prompts: int = 4096  # held-out prompts, split 60/20/20 into train/validation/test
-    seed: int = 0  # picks the prompts (within the probe stream), the split and probe inits
-    untrained_control: bool = True
-    progress: bool = True
-    capture_batch: int = 1024  # prompts per forward pass
-    mlp: FitOptions = field(default_factory=FitOptions)
-    attention: FitOptions = field(default_factory=FitOptions)
-    attention_mlp: FitOptions = field(default_factory=FitOptions)
-
-
-def _names(value, allowed: Sequence[str], key: str) -> tuple[str, ...]:
-    names = (value,) if isinstance(value, str) else tuple(value or ())
-    bad = [n for n in names if n not in allowed]
-    if not names or bad:
-        raise ConfigError(f"{key}={bad[0] if bad else list(names)!r} is not allowed; "
-                          f"choose from {', '.join(allowed)}")
-    return names
-
-
-def _fit_options(values: Mapping, key: str) -> FitOptions:
-    names = [f.name for f in dataclasses.fields(FitOptions)]
-    for name, value in values.items():
-        if name not in names:
-            raise ConfigError(f"{key}.{name}: unknown key; allowed: {', '.join(names)}")
-        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
-            raise ConfigError(f"{key}.{name}={value!r} is not allowed; must be a number > 0")
-    ints = {n: int(v) for n, v in values.items() if n != "learning_rate"}
-    return FitOptions(**{**values, **ints})
-
-
-def probe_options(values: Mapping) -> ProbeOptions:
-    """Plain dict (e.g. the composed Hydra config minus run_dir) -> checked ProbeOptions."""
-    allowed = [f.name for f in dataclasses.fields(ProbeOptions)]
-    for key in values:
-        if key not in allowed:
-            raise ConfigError(f"{key}: unknown key; allowed: {', '.join(allowed)}")
-    out = dict(values)
-    out["targets"] = _names(values.get("targets", TARGETS), TARGETS, "targets")
-    out["probes"] = _names(values.get("probes", DEFAULT_PROBES), PROBES, "probes")
-    for key in ("layers", "positions"):
-        value = values.get(key)
-        if isinstance(value, str) and key == "positions":
-            _names(value, POSITION_SETS, "positions")
-        elif value is not None:
-            value = tuple(value) if isinstance(value, (list, tuple)) else (value,)
-            if not value or not all(isinstance(v, int) and v >= 0 for v in value):
-                raise ConfigError(f"{key}={list(value)!r} is not allowed; a list of token/layer "
-                                  f"indices >= 0, or null for all" + (
-                                      ", or x / y" if key == "positions" else ""))
-            out[key] = tuple(sorted(set(value)))
-    if int(values.get("n_prompts", 4096)) < 50:
-        raise ConfigError(f"n_prompts={values['n_prompts']!r} is not allowed; must be >= 50")
-    if int(values.get("capture_batch", 1024)) < 1:
-        raise ConfigError(f"capture_batch={values['capture_batch']!r} is not allowed; must be >= 1")
-    for key in ("mlp", "attention", "attention_mlp"):
-        out[key] = _fit_options(dict(values.get(key) or {}), key)
-    return ProbeOptions(**out)
 
 
 def _resolve(run: Run, options: ProbeOptions) -> tuple[list[int], list[int]]:
@@ -238,43 +177,22 @@ def probe_run(run: str | Path | Run, options: ProbeOptions | None = None,
     return result
 
 
-def _hydra_main():
-    import hydra
-    from omegaconf import DictConfig, OmegaConf
+def _probe_app(cfg: ProbeConfig, _output_dir: Path) -> None:
+    result = probe_run(cfg.run_dir, cfg, cfg.control_run_dir)
+    for probe in cfg.probes:
+        print(format_probe_summary(result, probe=probe))
+    if cfg.control_run_dir is not None:
+        print(format_study(result))
+    print(f"wrote {Path(cfg.run_dir) / 'probes.json'}")
 
-    from icl_regression.cli import CONF_DIR
-    from icl_regression.storage import RunDirLocked
 
-    @hydra.main(version_base=None, config_path=CONF_DIR, config_name="probes")
-    def probes_app(cfg: DictConfig) -> None:
-        values = OmegaConf.to_container(cfg, resolve=True)
-        values.pop("hydra", None)
-        run_dir, control_run_dir = values.pop("run_dir", None), values.pop("control_run_dir", None)
-        try:
-            if not run_dir:
-                raise ConfigError("run_dir is required: icl-probe run_dir=DIR")
-            options = probe_options(values)
-            for key, path in (("run_dir", run_dir), ("control_run_dir", control_run_dir)):
-                if path is not None and not (Path(path) / "checkpoints").is_dir():
-                    raise ConfigError(f"{key}={path!r} is not allowed; no checkpoints/ there "
-                                      "(a trained run directory is needed)")
-            result = probe_run(run_dir, options, control_run_dir)
-        except (ConfigError, FileNotFoundError, RunDirLocked) as error:
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
-        for probe in options.probes:
-            print(format_probe_summary(result, probe=probe))
-        if control_run_dir is not None:
-            from icl_regression.probes.study import format_study
-
-            print(format_study(result))
-        print(f"wrote {Path(run_dir) / 'probes.json'}")
-
-    return probes_app
+APP = App("probes", ProbeConfig, check_probe_config, _probe_app, hints={
+    "run_dir": "run_dir is required: a trained run directory (icl-probe run_dir=DIR)"})
 
 
 def main() -> None:
-    _hydra_main()()
+    """`icl-probe` / `python -m icl_regression.probes` (cli.py runs it)."""
+    run_app(APP)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from icl_regression.config import ConfigError, TrainConfig, validate, validate_d
 from icl_regression.data import tasks
 from icl_regression.models import build_model, count_params
 from icl_regression.storage import run_lock, write_atomically
-from icl_regression.train.mesh import DataParallel, shutdown_distributed
+from icl_regression.train.mesh import DataParallel
 from icl_regression.train.metrics_log import MetricsWriter, chunk_record, progress_bar
 from icl_regression.train.signals import StopSignals
 
@@ -272,17 +272,3 @@ def _summary(s: _Session, start: int, step: int, stopped_by: str | None) -> dict
     print(f"[icl] trained {done} steps in {elapsed:.1f}s ({summary['steps_per_sec']:.0f} "
           f"steps/s, compile {s.compile_s:.1f}s); run dir: {s.run_dir}", file=sys.stderr)
     return summary
-
-
-def main() -> None:
-    from icl_regression.cli import run_hydra
-    from icl_regression.train.task import train_task
-
-    try:
-        run_hydra(train_task, config_name="train")
-    finally:
-        shutdown_distributed()
-
-
-if __name__ == "__main__":
-    main()

@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 
 from icl_regression.checkpoints import CheckpointSaveError, NoUsableCheckpoint
-from icl_regression.config import TrainConfig
-from icl_regression.storage import RunDirLocked
-from icl_regression.train.loop import NonFiniteLossError, train_and_evaluate
+from icl_regression.cli import App, fail, run_app
+from icl_regression.config import ConfigError, TrainConfig, validate
+from icl_regression.storage import RunDirLocked, hold_run_lock
+from icl_regression.train.loop import NonFiniteLossError, check_resumable, train_and_evaluate
+from icl_regression.train.mesh import shutdown_distributed
 
 # Exit codes of the training app besides 0 (done, or stopped by a signal with a checkpoint)
 # and 2 (bad input: configuration, run directory in use, no checkpoint restores).
@@ -41,3 +43,30 @@ def train_task(cfg: TrainConfig, run_dir: Path) -> dict:
 def _exit(message: object, code: int) -> None:
     print(f"error: {message}", file=sys.stderr)
     sys.exit(code)
+
+
+def lock_and_check(cfg: TrainConfig, run_dir: Path) -> None:
+    """Before Hydra writes anything: take the run directory's lock for the whole process (a
+    second writer stops here, one line, exit 2) and refuse a resume with another config.
+    Multi-host runs: process 0 takes the lock inside the task instead."""
+    try:
+        if not cfg.mesh.multi_host:
+            hold_run_lock(run_dir)
+        check_resumable(cfg, run_dir)
+    except (ConfigError, RunDirLocked) as err:
+        fail(str(err))
+
+
+APP = App("train", TrainConfig, validate, train_task, precheck=lock_and_check)
+
+
+def main() -> None:
+    """`icl-train` / `python -m icl_regression.train`: the training app (cli.py runs it)."""
+    try:
+        run_app(APP)
+    finally:
+        shutdown_distributed()
+
+
+if __name__ == "__main__":
+    main()

@@ -145,7 +145,7 @@ def test_cli_config_composes_and_bad_input_is_one_line_error(tmp_path):
                                config_name="evaluate"))
     assert cfg.task.d == 4 and cfg.task.noise_std == 0.5 and cfg.settings == ("train",)
     assert cfg.implicit_settings == ("train",)
-    for bad, match in ((dict(settings=("train", "nope")), "settings: 'nope' is unknown"),
+    for bad, match in ((dict(settings=("train", "nope")), "settings='nope' is not allowed"),
                        (dict(run_dir=str(tmp_path)), "holds no checkpoints"),
                        (dict(ridge_lams=(0.0,)), "ridge_lams"),
                        (dict(implicit_queries=3), "implicit_queries=3")):

@@ -13,6 +13,7 @@ import pytest
 from conftest import ROOT, compose, sweep_of, tiny_config
 
 from icl_regression.baselines import huber
+from icl_regression.cli import compose_train
 from icl_regression.config import ConfigError, TaskConfig, to_dataclass, validate
 from icl_regression.data import context, tasks
 from icl_regression.experiments.registry import EXPERIMENTS, experiments_config, run_experiment
@@ -66,7 +67,7 @@ def test_training_time_corruption_and_unchanged_clean_sampling():
                                           ("task.corrupt_mode=flip", "task.corrupt_mode")])
 def test_bad_corruption_values_name_the_key(override, key):
     with pytest.raises(ConfigError) as err:
-        validate(to_dataclass(compose([override])))
+        compose_train([override])  # the apps' path: composition errors are ConfigErrors too
     assert str(err.value).startswith(key) and "\n" not in str(err.value)
 
 
@@ -276,7 +277,7 @@ def test_cli_end_to_end_and_bad_name(tiny_runs, tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "name='nope' is not allowed" in bad.stderr
     unnamed = subprocess.run(cmd[:3], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert unnamed.returncode == 2 and unnamed.stderr.startswith("error: name is required")
+    assert unnamed.returncode == 2 and unnamed.stderr.startswith("error: name=??? is not allowed")
 
 
 def test_stream_ids_are_the_positions_the_committed_numbers_were_drawn_with():
