@@ -14,7 +14,8 @@ from pathlib import Path
 
 from icl_regression.cli import App, run_app
 from icl_regression.config import TrainConfig, validate
-from icl_regression.train.loop import check_resumable, train_and_evaluate
+from icl_regression.train.loop import train_and_evaluate
+from icl_regression.train.task import lock_and_check
 
 
 def demo(cfg: TrainConfig, run_dir: Path) -> None:
@@ -51,7 +52,7 @@ def demo(cfg: TrainConfig, run_dir: Path) -> None:
     print(f"[demo] the run lives in {run_dir}  (load it: icl_regression.load_run('{run_dir}'))")
 
 
-APP = App("train", TrainConfig, validate, demo, precheck=check_resumable)
+APP = App("train", TrainConfig, validate, demo, precheck=lock_and_check)
 
 
 def main() -> None:

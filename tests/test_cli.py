@@ -23,7 +23,7 @@ from icl_regression.evaluate import runner as evaluate
 from icl_regression.experiments import registry as experiments
 from icl_regression.figures import app as figures
 from icl_regression.probes import runner as probes
-from icl_regression.train import loop
+from icl_regression.train import task as train_app
 
 
 def _bench_app():
@@ -34,7 +34,7 @@ def _bench_app():
     return module.APP
 
 
-APPS = {"train": loop.APP, "demo": demo.APP, "evaluate": evaluate.APP, "probes": probes.APP,
+APPS = {"train": train_app.APP, "demo": demo.APP, "evaluate": evaluate.APP, "probes": probes.APP,
         "figures": figures.APP, "experiments": experiments.APP, "lsa": lsa_app.APP,
         "bench_baselines": _bench_app()}
 ONE_LINE = re.compile(r"^[\w.\[\]/+~-]+=.* is not allowed; \S.*$")
@@ -146,18 +146,19 @@ def test_the_training_config_is_checked_once_per_process(monkeypatch):
     original = checks.validate_task
     monkeypatch.setattr(checks, "validate_task", lambda t: calls.append(t) or original(t))
     overrides = ["seed=918273"]  # a config no other test has checked in this process
-    cli.preflight(loop.APP, overrides, False)
+    cli.preflight(train_app.APP, overrides, False)
     cfg = cli.compose_train(overrides)
-    assert cli.checked(loop.APP, cli.compose("train", TrainConfig, overrides)) == cfg
+    assert cli.checked(train_app.APP, cli.compose("train", TrainConfig, overrides)) == cfg
     assert len(calls) == 1
 
 
 def test_cli_imports_no_stage_package():
-    """cli.py <-> train/loop.py was an import cycle; cli now imports only config."""
+    """cli.py <-> train/loop.py was an import cycle; cli now imports only the shared modules."""
     tree = ast.parse((ROOT / "icl_regression" / "cli.py").read_text())
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     ours = {m for m in imported if m and m.startswith("icl_regression")}
-    assert ours <= {"icl_regression.config", "icl_regression.config.build"}, ours
+    assert ours <= {"icl_regression.config", "icl_regression.config.build",
+                    "icl_regression.storage"}, ours
 
 
 # --- the table: every key of every schema, fed a wrong type, 0, a negative, an absurd value ---
