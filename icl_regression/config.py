@@ -46,6 +46,21 @@ class TaskConfig:
     # N(0, E y²) noise (noise) or by the labels of another task's w (other_w).
     corrupt_fraction: float = 0.0
     corrupt_mode: str = "noise"
+    # Function classes (issue 13): the task family drawing the prompts (data/families/, one
+    # file each; `task=<family>` picks conf/task/<family>.yaml) and its parameters. Plain
+    # types on purpose (a family is a registry name, not an Enum: families are extensions).
+    family: str = "linear"  # linear | sparse_linear | noisy_linear | linear_classification |
+    # quadratic | relu2nn | decision_tree | noise_mixture | mixture (data.families.FAMILIES)
+    hidden_width: int = 100  # relu2nn: hidden units of the random two-layer net (Garg: 100)
+    tree_depth: int = 4  # decision_tree: depth of the random full binary tree (Garg: 4)
+    noise_stds: tuple[float, ...] = ()  # noise_mixture: σ uniform over these, per prompt
+    components: tuple[str, ...] = ()  # mixture: the component families (share these fields)
+    component_weights: tuple[float, ...] = ()  # mixture: their probabilities; empty = uniform
+
+    def __post_init__(self):
+        # Composed configs hand over lists; tuples keep the config hashable (a jit static arg).
+        for name in ("noise_stds", "components", "component_weights"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
 
 
 @dataclass(frozen=True)
@@ -192,6 +207,9 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if t.w_prior == "sparse":
         _require(1 <= t.sparsity <= t.d, "task.sparsity", t.sparsity,
                  f"must be in 1..task.d={t.d} for w_prior=sparse")
+    from icl_regression.data.families import check_task  # the families need JAX: imported late
+
+    check_task(t)
 
     _require(m.name in MODELS, "model.name", m.name, f"allowed: {', '.join(MODELS)}")
     _require(m.n_layer >= 1, "model.n_layer", m.n_layer, "must be >= 1")

@@ -1,6 +1,9 @@
-"""Pure-JAX prompt samplers for in-context linear regression.
+"""Shared prompt-sampling helpers (x distributions, the w prior, streams) and the public
+entry points `sample_prompts` / `train_batch` / `expected_y2`, which dispatch on
+`task.family` to the task-family registry (`icl_regression.data.families`).
 
-A prompt batch is `xs (B, n, d)`, `ys (B, n)`, `ws (B, d)` with `ys = xs @ w + σ ε`.
+A prompt batch is `xs (B, n, d)`, `ys (B, n)`, `ws (B, d)` (None for families without a weight
+vector); for the linear family `ys = xs @ w + σ ε`.
 
 Scale convention (stated once, used everywhere): `w = μ + τ/√d · z` with `z ~ N(0, I_d)`,
 `μ = w_mean · 1/√d`, `τ = w_scale`. With the default `x ~ N(0, I)`, `τ = 1`, `μ = 0`, σ = 0 the
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +30,8 @@ from icl_regression.config import TaskConfig
 # Disjoint random streams: training data never overlaps held-out evaluation/probe prompts.
 STREAMS = {"init": 0, "train": 1, "pool": 2, "eval": 3, "probe": 4, "control": 5}
 CORRUPT_SALT = 7  # folded into a prompt key for its corruption draws (other draws unchanged)
+COMPONENT_SALT = 11  # folded into a prompt key for a mixture's component draws
+einsum = partial(jnp.einsum, precision=jax.lax.Precision.HIGHEST)  # full float32 everywhere
 
 
 def stream_key(seed: int, stream: str) -> jax.Array:
@@ -65,7 +71,20 @@ def bayes_ridge_lambda(task: TaskConfig) -> float:
 
 
 def expected_y2(task: TaskConfig) -> float:
-    """E y² under the task at full dimension: the zero predictor's expected squared error."""
+    """E y² under the task at full dimension: the zero predictor's expected squared error
+    (each family's own normalisation; `linear_expected_y2` for the linear ones)."""
+    from icl_regression.data.families import family_of  # the registry imports this module
+
+    return float(family_of(task).expected_y2(task))
+
+
+def linear_signal_y2(task: TaskConfig) -> float:
+    """E (w·x)² under the w prior and the x distribution (no label noise)."""
+    return linear_expected_y2(dataclasses.replace(task, noise_std=0.0))
+
+
+def linear_expected_y2(task: TaskConfig) -> float:
+    """E y² of y = w·x + σε at full dimension."""
     eigs = x_covariance_eigs(task)
     mu = w_mean_vector(task)
     if task.w_prior == "fixed":
@@ -81,6 +100,23 @@ def sample_xs(key: jax.Array, task: TaskConfig, batch_size: int) -> jax.Array:
         a = task.x_uniform_half_width
         return jax.random.uniform(key, shape, jnp.float32, -a, a)  # (B, n, d)
     return jax.random.normal(key, shape, jnp.float32) * jnp.sqrt(x_covariance_eigs(task))
+
+
+def masked_xs(key: jax.Array, task: TaskConfig, batch_size: int,
+              active_dims: int | jax.Array | None = None) -> jax.Array:
+    """x draws with the curriculum's inactive coordinates zeroed: (B, n, d)."""
+    xs = sample_xs(key, task, batch_size)  # (B, n, d)
+    if active_dims is not None:
+        xs = xs * (jnp.arange(task.d) < active_dims)  # (B, n, d): curriculum masks dims
+    return xs
+
+
+def add_noise(key: jax.Array, ys: jax.Array, noise_std) -> jax.Array:
+    """ys + σ ε, ε ~ N(0, 1); σ a float (skipped when 0, so noiseless draws stay exact) or a
+    per-prompt (B, 1) array."""
+    if isinstance(noise_std, (int, float)) and noise_std == 0:
+        return ys
+    return ys + noise_std * jax.random.normal(key, ys.shape, jnp.float32)  # (B, n)
 
 
 def sample_ws_from_prior(key: jax.Array, task: TaskConfig, count: int) -> jax.Array:
@@ -151,19 +187,16 @@ def corrupt_labels(key: jax.Array, xs: jax.Array, ys: jax.Array, task: TaskConfi
 
 def sample_prompts(key: jax.Array, task: TaskConfig, batch_size: int, seed: int = 0,
                    active_dims: int | jax.Array | None = None):
-    """One batch of prompts. Jittable; `active_dims` (curriculum) zeroes x beyond it.
+    """One batch of prompts of `task.family`. Jittable; `active_dims` (curriculum) zeroes x
+    beyond it.
 
-    Returns xs (B, n, d), ys (B, n), ws (B, d). `seed` selects the run's task pool / fixed w.
-    With `task.corrupt_fraction > 0` a fixed fraction of each prompt's labels is corrupted.
+    Returns xs (B, n, d), ys (B, n), ws (B, d) or None (families without a weight vector).
+    `seed` selects the run's task pool / fixed w. With `task.corrupt_fraction > 0` a fixed
+    fraction of each prompt's labels is corrupted.
     """
-    x_key, w_key, noise_key = jax.random.split(key, 3)
-    xs = sample_xs(x_key, task, batch_size)  # (B, n, d)
-    if active_dims is not None:
-        xs = xs * (jnp.arange(task.d) < active_dims)  # (B, n, d): curriculum masks dims
-    ws = sample_ws(w_key, task, batch_size, seed)  # (B, d)
-    ys = jnp.einsum("bnd,bd->bn", xs, ws, precision=jax.lax.Precision.HIGHEST)  # (B, n)
-    if task.noise_std > 0:
-        ys = ys + task.noise_std * jax.random.normal(noise_key, ys.shape, jnp.float32)
+    from icl_regression.data.families import sample_family  # the registry imports this module
+
+    xs, ys, ws, _ = sample_family(key, task, batch_size, seed, active_dims)
     if task.corrupt_fraction > 0:  # a separate key: uncorrupted tasks draw exactly as before
         ys, _ = corrupt_labels(jax.random.fold_in(key, CORRUPT_SALT), xs, ys, task,
                                task.corrupt_fraction, task.corrupt_mode, seed)
