@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.tree_util import Partial
 from tqdm.auto import tqdm
@@ -30,10 +28,14 @@ from tqdm.auto import tqdm
 from icl_regression import baselines
 from icl_regression.config import TaskConfig
 from icl_regression.data import shifts, tasks
-from icl_regression.evaluate import metrics
-from icl_regression.evaluate.eval_json import format_table, write_eval_json
+from icl_regression.data.families import family_of, sample_family
+from icl_regression.evaluate.eval_json import SCHEMA_VERSION, format_table, write_eval_json
+from icl_regression.evaluate.scoring import SettingContext, apply_model, chunked, evaluate_setting
+from icl_regression.evaluate.selection import json_params, lists
+from icl_regression.evaluate.suites import baseline_suite
 
-SCHEMA_VERSION = 1
+__all__ = ["EvalConfig", "SCHEMA_VERSION", "baseline_suite", "evaluate_baselines",
+           "evaluate_predictors", "evaluate_run", "run_from_config"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class EvalConfig:
     gd_steps: int = 1  # η tuned per position on held-out training prompts
     lasso_alpha: float = 0.1  # lasso runs for sparse w priors only
     dmmse_noise_std: float = 0.0  # dmmse (task pools only); 0: the task's σ, else a default
+    expensive_prompts: int = 1000  # slow baselines (tree, xgboost, nn_gd): the first N prompts
     chunk: int = 2048  # prompts per model call
     progress: bool = True
 
@@ -65,7 +68,8 @@ def check_config(cfg: EvalConfig, task: TaskConfig | None = None) -> EvalConfig:
             if name not in shifts.SETTINGS:
                 allowed = ", ".join(shifts.SETTINGS)
                 raise ValueError(f"{key}: {name!r} is unknown; allowed: {allowed}")
-    for key in ("n_prompts", "implicit_prompts", "knn_k", "gd_steps", "chunk"):
+    for key in ("n_prompts", "implicit_prompts", "knn_k", "gd_steps", "chunk",
+                "expensive_prompts"):
         if getattr(cfg, key) < 1:
             raise ValueError(f"{key}={getattr(cfg, key)!r} is not allowed; must be >= 1")
     if any(lam <= 0 for lam in cfg.ridge_lams):
@@ -77,67 +81,40 @@ def check_config(cfg: EvalConfig, task: TaskConfig | None = None) -> EvalConfig:
     return cfg
 
 
-def baseline_suite(task: TaskConfig, seed: int, cfg: EvalConfig, gd_eta) -> dict:
-    """name -> (baseline, params): the baselines relevant to the task. Names read
-    `family(param=value)` (`ridge(lam=bayes)` is λ* = σ² d / τ²), as the figures expect."""
-    suite = {"zero": ("zero", {}), "averaging": ("averaging", {}), "ols": ("ols", {})}
-    lam_star = tasks.bayes_ridge_lambda(task)
-    if 0 < lam_star < math.inf:
-        suite["ridge(lam=bayes)"] = ("ridge", {"lam": lam_star})
-    suite.update({f"ridge(lam={lam:g})": ("ridge", {"lam": lam}) for lam in cfg.ridge_lams})
-    suite[f"gd(steps={cfg.gd_steps})"] = ("gd", {"eta": np.asarray(gd_eta, np.float32),
-                                                  "steps": cfg.gd_steps})
-    suite[f"knn(k={cfg.knn_k})"] = ("knn", {"k": cfg.knn_k})
-    if task.w_prior == "sparse":
-        suite[f"lasso(alpha={cfg.lasso_alpha:g})"] = ("lasso", {"alpha": cfg.lasso_alpha})
-    if task.pool_size > 0:
-        sigma = cfg.dmmse_noise_std or task.noise_std or baselines.DEFAULT_DMMSE_NOISE_STD
-        suite["dmmse"] = ("dmmse", {"pool": tasks.task_pool(seed, task), "noise_std": sigma})
-    return suite
-
-
-def _chunked(fn, arrays, chunk: int):
-    """fn over leading-axis chunks of equal size (the last one padded): one compilation."""
-    total = arrays[0].shape[0]
-    outs = []
-    for start in range(0, total, chunk):
-        part = [a[start:start + chunk] for a in arrays]
-        short = chunk - part[0].shape[0] if total > chunk else 0
-        part = [jnp.pad(a, [(0, short)] + [(0, 0)] * (a.ndim - 1)) for a in part]
-        outs.append(fn(*part)[:chunk - short])
-    return jnp.concatenate(outs, 0)
-
-
-def _lists(curve) -> list:
-    """NumPy curve -> JSON list (NaN -> null)."""
-    return [None if not math.isfinite(v) else float(v) for v in np.asarray(curve, np.float64)]
+def _predictor_funcs(task, seed, cfg, family, gd_eta):
+    suite = baseline_suite(task, seed, cfg, gd_eta)
+    funcs = {name: baselines.get_baseline(base, **params) for name, (base, params) in suite.items()}
+    weight_funcs = {} if not family.has_w else {
+        name: baselines.get_weights(base, **params) for name, (base, params) in suite.items()
+        if baselines.BASELINES.get(base).linear and base != "zero"}
+    expensive = {name for name, (base, _) in suite.items()
+                 if baselines.BASELINES.get(base).expensive}
+    return suite, funcs, weight_funcs, expensive
 
 
 def evaluate_predictors(task: TaskConfig, seed: int, cfg: EvalConfig, model=None) -> dict:
     """The whole evaluation of `model(xs, ys) -> preds` (or of the baselines only: None).
 
     `model` is a pure JAX function; a `jax.tree_util.Partial` carrying the parameters keeps
-    them as jit arguments instead of baked-in constants.
+    them as jit arguments instead of baked-in constants. The task's family picks the baselines,
+    the settings that apply (OOD shifts need y = w·x + noise), accuracy and per-component scores.
     """
     check_config(cfg, task)
+    family = family_of(task)
     if model is not None and not isinstance(model, Partial):
         model = Partial(model)
     key = tasks.stream_key(seed, "eval")
-    xs, ys, ws = _sample(jax.random.fold_in(key, 0), task, cfg.n_prompts, seed)
-    tune_xs, tune_ys, _ = _sample(jax.random.fold_in(key, 1), task, cfg.n_prompts, seed)
+    xs, ys, ws, component = _sample(jax.random.fold_in(key, 0), task, cfg.n_prompts, seed)
+    tune_xs, tune_ys, _, _ = _sample(jax.random.fold_in(key, 1), task, cfg.n_prompts, seed)
     gd_eta = baselines.tune_gd_eta(tune_xs, tune_ys, cfg.gd_steps)
-    suite = baseline_suite(task, seed, cfg, gd_eta)
-    funcs = {name: baselines.get_baseline(base, **params) for name, (base, params) in suite.items()}
-    weight_funcs = {name: baselines.get_weights(base, **params) for name, (base, params)
-                    in suite.items() if base not in ("zero", "knn", "dmmse")}
-
-    def all_weights(xs, ys):  # name -> (B, n, d) per-prefix weights of the weight baselines
-        return {name: f(xs, ys) for name, f in weight_funcs.items()}
+    suite, funcs, weight_funcs, expensive = _predictor_funcs(task, seed, cfg, family, gd_eta)
+    few = min(cfg.expensive_prompts, cfg.n_prompts)
 
     def predict_all(xs, ys):  # every predictor on one setting's prompts: name -> (B, n)
-        preds = {"model": _chunked(functools.partial(_apply, model), (xs, ys), cfg.chunk)
+        preds = {"model": chunked(functools.partial(apply_model, model), (xs, ys), cfg.chunk)
                  } if model is not None else {}
-        preds.update({name: f(xs, ys) for name, f in funcs.items()})
+        preds.update({name: f(xs[:few], ys[:few]) if name in expensive else f(xs, ys)
+                      for name, f in funcs.items()})
         return {name: np.asarray(p) for name, p in preds.items()}
 
     m = cfg.implicit_queries or 2 * task.d
@@ -145,79 +122,35 @@ def evaluate_predictors(task: TaskConfig, seed: int, cfg: EvalConfig, model=None
     # distribution, independent of the evaluated prompts), m per context.
     count = min(cfg.implicit_prompts, cfg.n_prompts, cfg.n_prompts * task.n_points // m)
     queries = np.asarray(tune_xs).reshape(-1, task.d)[:count * m].reshape(count, m, task.d)
+    skipped = {} if family.linear_labels else {
+        name: f"task.family={task.family!r}: labels are not w·x + noise"
+        for name in cfg.settings if name != "train"}
     out = {"schema_version": SCHEMA_VERSION, "task": dataclasses.asdict(task), "seed": seed,
-           "n_prompts": cfg.n_prompts, "implicit_prompts": count,
+           "n_prompts": cfg.n_prompts, "implicit_prompts": count if family.has_w else 0,
            "implicit_queries": m,
-           "predictors": {name: {"baseline": base, "params": _json_params(params)}
+           "predictors": {name: {"baseline": base, "params": json_params(params),
+                                 **({"n_prompts": few} if name in expensive else {})}
                           for name, (base, params) in suite.items()},
            "gd_eta": {"steps": cfg.gd_steps, "k": list(range(task.n_points)),
-                      "eta": _lists(gd_eta)},
+                      "eta": lists(gd_eta)},
+           "family": {"name": task.family, "has_w": family.has_w,
+                      "classification": family.classification,
+                      "components": list(family.components(task)), "skipped_settings": skipped},
            "settings": {}}
-    base = shifts.Prompts(np.asarray(xs), np.asarray(ys), np.asarray(ws))
-    bar = tqdm(cfg.settings, desc="evaluate", disable=not cfg.progress, file=sys.stderr)
+    ctx = SettingContext(task, family, cfg, model, predict_all,
+                   lambda xs, ys: {name: f(xs, ys) for name, f in weight_funcs.items()},
+                   queries, np.asarray(component))
+    base = shifts.Prompts(np.asarray(xs), np.asarray(ys), None if ws is None else np.asarray(ws))
+    settings = [name for name in cfg.settings if name not in skipped]
+    bar = tqdm(settings, desc="evaluate", disable=not cfg.progress, file=sys.stderr)
     for name in bar:
         bar.set_postfix(setting=name)
         prompts = shifts.make_setting(name, jax.random.fold_in(key, 2), base, task)
-        out["settings"][name] = _evaluate_setting(name, prompts, predict_all, all_weights,
-                                                  model, cfg, queries)
+        out["settings"][name] = evaluate_setting(name, prompts, ctx)
     return out
 
 
-def _evaluate_setting(name, prompts, predict_all, all_weights, model, cfg, queries):
-    n = prompts.xs.shape[1]
-    if prompts.eval_position is None:
-        mask = np.ones(prompts.ys.shape, bool)
-    else:
-        mask = np.arange(n)[None, :] == np.asarray(prompts.eval_position)[:, None]  # (B, n)
-    scored = mask.any(axis=0)  # the positions reported for this setting
-    normaliser = float(np.mean(np.asarray(prompts.ys, np.float64)[mask] ** 2))
-    preds = predict_all(prompts.xs, prompts.ys)
-    errors = {p: {stat: _lists(curve[scored]) for stat, curve in
-                  metrics.error_curve(pr, prompts.ys, normaliser, mask).items()}
-              for p, pr in preds.items()}
-    result = {"description": shifts.DESCRIPTIONS[name], "k": np.flatnonzero(scored).tolist(),
-              "n_prompts_per_k": mask.sum(axis=0)[scored].tolist(), "normaliser": normaliser,
-              "error": errors, "spd": {}, "ilwd": {}, "ilwd_r2": [], "sensitivity_cos": {}}
-    if model is None:
-        return result
-    result["spd"] = {p: _lists(metrics.spd_curve(preds["model"], pr, normaliser, mask)[scored])
-                     for p, pr in preds.items() if p != "model"}
-    if name not in cfg.implicit_settings or prompts.eval_position is not None:
-        return result
-    count = queries.shape[0]
-    xs, ys = prompts.xs[:count], prompts.ys[:count]
-    # The model sees m (or d) copies of each prompt here: chunk so a call holds ~`chunk` prompts.
-    m, d = queries.shape[1], queries.shape[2]
-    query_preds = _chunked(functools.partial(_query_preds, model), (xs, ys, queries),
-                           max(cfg.chunk // m, 1))
-    w_hat, r2 = _implicit_weights(query_preds, jnp.asarray(queries))
-    grads = _chunked(functools.partial(_query_grads, model), (xs, ys), max(cfg.chunk // d, 1))
-    w_norm2 = float(np.mean(np.sum(np.asarray(prompts.ws[:count], np.float64) ** 2, axis=-1)))
-    result["ilwd_r2"] = _lists(r2)
-    for p, w_base in all_weights(xs, ys).items():  # (count, n, d) each
-        result["ilwd"][p] = _lists(metrics.ilwd_curve(w_hat, w_base, w_norm2))
-        result["sensitivity_cos"][p] = _lists(metrics.cosine_curve(grads, w_base))
-    return result
-
-
-@jax.jit
-def _apply(model, xs, ys):
-    return model(xs, ys)
-
-
-_sample = jax.jit(tasks.sample_prompts, static_argnums=(1, 2, 3))
-_query_preds = jax.jit(metrics.query_predictions)
-_query_grads = jax.jit(metrics.query_gradients)
-_implicit_weights = jax.jit(metrics.implicit_weights)
-
-
-def _json_params(params: dict) -> dict:
-    shown = {}
-    for k, v in params.items():
-        arr = np.asarray(v)
-        shown[k] = v if arr.ndim == 0 and not hasattr(v, "shape") else (
-            "see gd_eta" if k == "eta" else f"array{list(arr.shape)}")
-    return shown
+_sample = jax.jit(sample_family, static_argnums=(1, 2, 3))
 
 
 @dataclass(frozen=True)
@@ -320,7 +253,7 @@ def main() -> None:
     def _app(cfg) -> None:
         try:
             run_from_config(_eval_config(cfg))
-        except (ValueError, ConfigError, FileNotFoundError) as err:
+        except (ValueError, ConfigError, FileNotFoundError, baselines.MissingExtra) as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
 
