@@ -108,6 +108,10 @@ def write_eval_json(path: str | Path, data: dict) -> Path:
     return path
 
 
+def _number(value) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
 def table_positions(d: int, n_points: int) -> list[int]:
     """k = 1, d/2, d, 2d (those below n_points, without repeats)."""
     ks = [1, max(d // 2, 1), d, 2 * d]
@@ -132,6 +136,17 @@ def format_table(data: dict, setting: str = "train") -> str:
 
     for name, curves in block["error"].items():
         lines.append(f"| {name} | " + " | ".join(cell(curves, c) for c in cols) + " |")
+    if block.get("accuracy"):
+        lines += ["", "accuracy of sign(prediction) (0 counts ½)", "", header,
+                  "|---" * (len(ks) + 1) + "|"]
+        lines += [f"| {name} | " + " | ".join(_number(curve[c]) for c in cols) + " |"
+                  for name, curve in block["accuracy"].items()]
+    for label, comp in block.get("components", {}).items():
+        lines += ["", f"component {label} ({comp['n_prompts']} prompts; oracle: "
+                  f"{comp['oracle']['baseline']} {comp['oracle']['params']})", "", header,
+                  "|---" * (len(ks) + 1) + "|"]
+        lines += [f"| {name} | " + " | ".join(cell(curves, c) for c in cols) + " |"
+                  for name, curves in comp["error"].items()]
     if block["spd"]:
         lines += ["", "SPD(model, baseline) / zero-predictor error", "", header,
                   "|---" * (len(ks) + 1) + "|"]

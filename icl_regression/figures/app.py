@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from icl_regression.config import ConfigError
-from icl_regression.figures import plots, sweeps
+from icl_regression.figures import mixture, plots, sweeps
 from icl_regression.figures.stored_runs import (
     RunRecord,
     bayes_lambda,
@@ -146,6 +146,10 @@ def run_figures(record: RunRecord, options: FiguresConfig
         yield "sensitivity", lambda: plots.plot_sensitivity(
             chosen_setting(record, options.setting, "sensitivity_cos"), options.baselines,
             **common)
+        if record.eval.get("family", {}).get("name", "linear") != "linear":  # issue 13
+            yield "family_error_vs_k", lambda: mixture.plot_family_errors(record.eval)
+        if "components" in record.eval["settings"].get("train", {}):
+            yield "components", lambda: mixture.plot_components(record.eval)
     if record.probes:
         families = dict.fromkeys(p for t in record.probes["targets"].values() for p in t)
         for family in families:

@@ -199,6 +199,11 @@ def probe_run(run: str | Path | Run, options: ProbeOptions | None = None,
     key = jax.random.fold_in(tasks.stream_key(seed, "probe"), options.seed)
     prompt_key, fit_key = jax.random.split(key)
     xs, ys, ws, eta_xs, eta_ys = sample_probe_prompts(prompt_key, task, options.n_prompts, seed)
+    if ws is None and "w" in options.targets:  # relu2nn, decision_tree: no weight vector
+        print(f"[icl] probe target 'w' skipped: task.family={task.family!r} has no w",
+              file=sys.stderr)
+        options = dataclasses.replace(options, targets=tuple(t for t in options.targets
+                                                             if t != "w"))
     n_tokens = max(positions) + 1
     k_of_token = prefix_lengths(run.x_positions, run.y_positions, n_tokens)  # (T,)
     ks = k_of_token[positions]  # (P,)
