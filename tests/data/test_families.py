@@ -76,9 +76,9 @@ def test_linear_classification_labels_are_signs_of_w_x():
 @pytest.mark.parametrize("kw", [{}, {"x_dist": "uniform"}, {"w_mean": 1.0, "d": 3}])
 def test_quadratic_labels_and_scale(kw):
     task = task_of("quadratic", **kw)
-    xs, ys, ws = as64(sample_family(KEY, task, 20_000))
+    xs, ys, ws = as64(sample_family(KEY, task, 8_000))
     if not kw:  # Gaussian x: Garg's 1/√3, exactly from the same draws
-        rxs, rws, _, _, _ = raw_draws(task, 20_000)
+        rxs, rws, _, _, _ = raw_draws(task, 8_000)
         np.testing.assert_allclose(ys, np.einsum("bnd,bd->bn", rxs**2, rws) / np.sqrt(3),
                                    rtol=1e-4, atol=1e-5)
     lin = np.mean(np.einsum("bnd,bd->bn", xs, ws) ** 2)  # the linear family's E y², same draws
@@ -89,17 +89,17 @@ def test_quadratic_labels_and_scale(kw):
 @pytest.mark.parametrize("kw", [{}, {"x_dist": "uniform", "hidden_width": 7}])
 def test_relu2nn_labels_and_scale(kw):
     task = task_of("relu2nn", **kw)
-    _, ys, ws = as64(sample_family(KEY, task, 20_000))
+    _, ys, ws = as64(sample_family(KEY, task, 8_000))
     assert ws is None
     x_key, net_key, _ = jax.random.split(KEY, 3)
-    xs = np.asarray(tasks.sample_xs(x_key, task, 20_000), np.float64)
+    xs = np.asarray(tasks.sample_xs(x_key, task, 8_000), np.float64)
     u_key, a_key = jax.random.split(net_key)
     h, d = task.hidden_width, task.d
-    u = np.asarray(jax.random.normal(u_key, (20_000, h, d)), np.float64) / np.sqrt(d)
-    a = np.asarray(jax.random.normal(a_key, (20_000, h)), np.float64) * np.sqrt(2 / h)
+    u = np.asarray(jax.random.normal(u_key, (8_000, h, d)), np.float64) / np.sqrt(d)
+    a = np.asarray(jax.random.normal(a_key, (8_000, h)), np.float64) * np.sqrt(2 / h)
     ref = np.einsum("bnh,bh->bn", np.maximum(np.einsum("bnd,bhd->bnh", xs, u), 0), a)
     np.testing.assert_allclose(ys, ref, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(np.mean(ys**2), 1.0, rtol=0.05)
+    np.testing.assert_allclose(np.mean(ys**2), 1.0, rtol=0.08)
     assert tasks.expected_y2(task) == pytest.approx(1.0, rel=1e-6)
 
 
@@ -119,21 +119,21 @@ def test_decision_tree_routes_like_a_recursive_tree():
     leaves = np.asarray(jax.random.normal(leaf_key, (200, 8)), np.float64)
     ref = [[_route(x, coords[b], leaves[b], 3) for x in xs[b]] for b in range(200)]
     np.testing.assert_allclose(ys, ref, rtol=1e-6)
-    big = np.asarray(sample_family(KEY, task_of("decision_tree"), 20_000).ys, np.float64)
-    np.testing.assert_allclose(np.mean(big**2), 1.0, rtol=0.05)
+    big = np.asarray(sample_family(KEY, task_of("decision_tree"), 8_000).ys, np.float64)
+    np.testing.assert_allclose(np.mean(big**2), 1.0, rtol=0.08)
     assert max(len(np.unique(row)) for row in big[:, :]) <= 16
 
 
 def test_noise_mixture_draws_sigma_per_prompt():
     task = task_of("noise_mixture", d=4, n_points=11)
-    xs, ys, ws = as64(s := sample_family(KEY, task, 30_000))
+    xs, ys, ws = as64(s := sample_family(KEY, task, 10_000))
     comp = np.asarray(jax.random.randint(jax.random.fold_in(KEY, tasks.COMPONENT_SALT),
-                                         (30_000,), 0, 3))
+                                         (10_000,), 0, 3))
     np.testing.assert_array_equal(np.asarray(s.component), comp)
-    _, _, eps, _, _ = raw_draws(task, 30_000)
+    _, _, eps, _, _ = raw_draws(task, 10_000)
     sigma = np.array(task.noise_stds)[comp][:, None]
     np.testing.assert_allclose(ys, np.einsum("bnd,bd->bn", xs, ws) + sigma * eps, atol=1e-5)
-    assert np.allclose(np.bincount(comp) / 30_000, 1 / 3, atol=0.02)
+    assert np.allclose(np.bincount(comp) / 10_000, 1 / 3, atol=0.02)
     np.testing.assert_allclose(np.mean(ys**2), tasks.expected_y2(task), rtol=0.03)
     single = dataclasses.replace(task, noise_stds=(0.5,))
     noisy = TaskConfig(family="noisy_linear", d=4, n_points=11, noise_std=0.5)
@@ -144,12 +144,12 @@ def test_noise_mixture_draws_sigma_per_prompt():
 
 def test_mixture_takes_each_prompt_from_its_component_stream():
     task = task_of("mixture", components=("linear", "decision_tree"), component_weights=(3, 1))
-    s = sample_family(KEY, task, 20_000)
+    s = sample_family(KEY, task, 8_000)
     comp = np.asarray(s.component)
     assert abs(np.mean(comp == 0) - 0.75) < 0.015 and s.ws is None
     for c, name in enumerate(task.components):
         part = sample_family(jax.random.fold_in(KEY, FAMILIES.stream_id(name)),
-                             dataclasses.replace(task, family=name), 20_000)
+                             dataclasses.replace(task, family=name), 8_000)
         rows = comp == c
         np.testing.assert_array_equal(np.asarray(s.ys)[rows], np.asarray(part.ys)[rows])
     np.testing.assert_allclose(np.mean(np.asarray(s.ys, np.float64) ** 2), 1.0, rtol=0.05)

@@ -11,9 +11,8 @@ import jax
 import jax.numpy as jnp
 
 from icl_regression.config import TaskConfig
-from icl_regression.data import tasks
 from icl_regression.data.families import FamilySample, register_family
-from icl_regression.data.families.linear import single_component
+from icl_regression.data.families.linear import sample_without_w
 
 
 def tree_params(key: jax.Array, task: TaskConfig, batch_size: int, active_dims=None):
@@ -48,9 +47,8 @@ def _check(task) -> str | None:
                  has_w=False, check=_check)
 def sample_decision_tree(key, task, batch_size, seed=0, active_dims=None) -> FamilySample:
     """The linear family's xs (same key); the tree's draws replace w (no weight vector)."""
-    x_key, tree_key, noise_key = jax.random.split(key, 3)
-    xs = tasks.masked_xs(x_key, task, batch_size, active_dims)  # (B, n, d)
-    coords, leaves = tree_params(tree_key, task, batch_size, active_dims)
-    ys = evaluate_tree(xs, coords, leaves, task.tree_depth)  # (B, n)
-    ys = tasks.add_noise(noise_key, ys, task.noise_std)
-    return FamilySample(xs, ys, None, single_component(batch_size))
+    def labels(tree_key, xs):
+        coords, leaves = tree_params(tree_key, task, batch_size, active_dims)
+        return evaluate_tree(xs, coords, leaves, task.tree_depth)  # (B, n)
+
+    return sample_without_w(key, task, batch_size, active_dims, labels)

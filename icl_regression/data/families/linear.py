@@ -44,3 +44,13 @@ def sample_linear(key, task, batch_size, seed=0, active_dims=None) -> FamilySamp
     xs, ys, ws, noise_key = draw_linear(key, task, batch_size, seed, active_dims)
     ys = tasks.add_noise(noise_key, ys, task.noise_std)  # (B, n)
     return FamilySample(xs, ys, ws, single_component(batch_size))
+
+
+def sample_without_w(key: jax.Array, task: TaskConfig, batch_size: int, active_dims,
+                     labels) -> FamilySample:
+    """A family whose latent is a function, not a weight vector: the linear family's xs (same
+    key), `labels(latent_key, xs) -> ys (B, n)` from the key w would use, label noise σ."""
+    x_key, latent_key, noise_key = jax.random.split(key, 3)
+    xs = tasks.masked_xs(x_key, task, batch_size, active_dims)  # (B, n, d)
+    ys = tasks.add_noise(noise_key, labels(latent_key, xs), task.noise_std)  # (B, n)
+    return FamilySample(xs, ys, None, single_component(batch_size))

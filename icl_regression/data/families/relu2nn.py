@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from icl_regression.config import TaskConfig
 from icl_regression.data import tasks
 from icl_regression.data.families import FamilySample, register_family
-from icl_regression.data.families.linear import single_component
+from icl_regression.data.families.linear import sample_without_w
 
 
 def relu2nn_expected_y2(task: TaskConfig) -> float:
@@ -40,10 +40,9 @@ def _check(task) -> str | None:
                  has_w=False, check=_check)
 def sample_relu2nn(key, task, batch_size, seed=0, active_dims=None) -> FamilySample:
     """The linear family's xs (same key); the net's draws replace w (no weight vector)."""
-    x_key, net_key, noise_key = jax.random.split(key, 3)
-    xs = tasks.masked_xs(x_key, task, batch_size, active_dims)  # (B, n, d)
-    u, a = relu2nn_params(net_key, task, batch_size)
-    hidden = jax.nn.relu(tasks.einsum("bnd,bhd->bnh", xs, u))  # (B, n, H)
-    ys = tasks.einsum("bnh,bh->bn", hidden, a)  # (B, n)
-    ys = tasks.add_noise(noise_key, ys, task.noise_std)
-    return FamilySample(xs, ys, None, single_component(batch_size))
+    def labels(net_key, xs):
+        u, a = relu2nn_params(net_key, task, batch_size)
+        hidden = jax.nn.relu(tasks.einsum("bnd,bhd->bnh", xs, u))  # (B, n, H)
+        return tasks.einsum("bnh,bh->bn", hidden, a)  # (B, n)
+
+    return sample_without_w(key, task, batch_size, active_dims, labels)
