@@ -29,13 +29,14 @@ from icl_regression import baselines
 from icl_regression.config import TaskConfig
 from icl_regression.data import shifts, tasks
 from icl_regression.data.families import family_of, sample_family
+from icl_regression.evaluate import metrics
 from icl_regression.evaluate.eval_json import SCHEMA_VERSION, format_table, write_eval_json
 from icl_regression.evaluate.scoring import SettingContext, apply_model, chunked, evaluate_setting
 from icl_regression.evaluate.selection import json_params, lists
 from icl_regression.evaluate.suites import baseline_suite
 
 __all__ = ["EvalConfig", "SCHEMA_VERSION", "baseline_suite", "evaluate_baselines",
-           "evaluate_predictors", "evaluate_run", "run_from_config"]
+           "evaluate_predictors", "evaluate_run", "metrics", "run_from_config"]
 
 
 @dataclass(frozen=True)

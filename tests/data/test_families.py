@@ -82,8 +82,8 @@ def test_quadratic_labels_and_scale(kw):
         np.testing.assert_allclose(ys, np.einsum("bnd,bd->bn", rxs**2, rws) / np.sqrt(3),
                                    rtol=1e-4, atol=1e-5)
     lin = np.mean(np.einsum("bnd,bd->bn", xs, ws) ** 2)  # the linear family's E y², same draws
-    np.testing.assert_allclose(np.mean(ys**2), lin, rtol=0.05)
-    np.testing.assert_allclose(np.mean(ys**2), tasks.expected_y2(task), rtol=0.05)
+    np.testing.assert_allclose(np.mean(ys**2), lin, rtol=0.08)
+    np.testing.assert_allclose(np.mean(ys**2), tasks.expected_y2(task), rtol=0.08)
 
 
 @pytest.mark.parametrize("kw", [{}, {"x_dist": "uniform", "hidden_width": 7}])
