@@ -1,5 +1,4 @@
-"""Scoring one evaluation setting: error curves of every predictor, SPD, accuracy (±1 labels),
-per-component scores (mixtures), and the implicit fit (ILWD, sensitivity) where a w exists."""
+"""Scoring one evaluation setting: errors, SPD, accuracy, per-component scores, ILWD."""
 
 from __future__ import annotations
 

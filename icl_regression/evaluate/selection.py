@@ -1,6 +1,4 @@
-"""Family-specific scores: accuracy for ±1 labels, and algorithm selection in mixtures (error
-per component of the model, the component's own oracle, the mixture Bayes predictor and every
-single-λ ridge), each on the prompts of that component."""
+"""Family-specific scores: accuracy for ±1 labels, per-component errors for mixtures."""
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
-"""Evaluation-suite entries: each family names the entries it is scored against (its registry
-field `baselines`); an entry maps the task to predictors `name -> (baseline, params)`.
+"""Evaluation-suite entries, named by each family's `baselines` field: task -> predictors."""
 
-Names read `baseline(param=value)` (`ridge(lam=bayes)` is λ* = σ² d / τ²), as the figures
-expect. An entry may contribute nothing for a task (lasso without a sparse prior).
-"""
+# An entry maps (task, seed, EvalConfig, tuned GD η) to `{name: (baseline, params)}`. Names read
+# `baseline(param=value)` (`ridge(lam=bayes)` is λ* = σ² d / τ²), as the figures expect. An
+# entry may contribute nothing for a task (lasso without a sparse prior).
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Figures of the function-class runs, from eval.json only: error (and accuracy) vs k against
-the family's baselines, and a mixture's error per component (algorithm selection)."""
+"""Function-class figures from eval.json only: error/accuracy vs k, and error per component."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Each task family against an independent NumPy construction: exact labels from the same
-random draws (re-derived from the sampler's keys), and the statistics its scale promises."""
+"""Each task family against a NumPy construction from the same keys, and its scale's statistics."""
 
 import dataclasses
 

@@ -1,5 +1,4 @@
-"""icl-eval per family: the family's own baselines, accuracy for ±1 labels, per-component
-algorithm selection for mixtures, settings that need w·x skipped; the figures read it."""
+"""icl-eval per family: its baselines, accuracy, per-component selection; figures read it."""
 
 import json
 import subprocess

@@ -1,9 +1,8 @@
-"""decision_tree: a random full binary tree per prompt (Garg et al. 2022); E y² = 1 + σ².
+"""decision_tree: a random full binary tree per prompt (Garg et al. 2022); E y² = 1 + σ²."""
 
-Internal node m (heap order: children of m are 2m+1, 2m+2) tests coordinate c_m (uniform over
-the active dimensions) against 0 and goes right when x[c_m] > 0; the 2^D leaves hold N(0, 1)
-values, so E y² = 1 whatever the routing.
-"""
+# Internal node m (heap order: children of m are 2m+1, 2m+2) tests coordinate c_m (uniform over
+# the active dimensions) against 0 and goes right when x[c_m] > 0; the 2^D leaves hold N(0, 1)
+# values, so E y² = 1 whatever the routing.
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""mixture: each prompt from one of `task.components` (families sharing the task's fields),
-chosen with `task.component_weights` (Bai et al. 2023; Panwar et al. 2023)."""
+"""mixture: each prompt from one of `task.components`, drawn with `task.component_weights`."""
+
+# Bai et al. 2023; Panwar et al. 2023. The components share every other field of the task.
 
 from __future__ import annotations
 

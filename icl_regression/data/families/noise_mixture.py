@@ -1,5 +1,4 @@
-"""noise_mixture: the linear family with σ drawn per prompt uniformly from `task.noise_stds`
-(Bai et al. 2023); E y² = E (w·x)² + mean σ²."""
+"""noise_mixture: linear regression, σ uniform over `task.noise_stds` per prompt (Bai et al.)."""
 
 from __future__ import annotations
 
