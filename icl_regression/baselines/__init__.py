@@ -18,6 +18,11 @@ prompts and all prefix lengths at once (no Python loop over either), float32 wit
 | newton     | steps                         | Newton–Schulz M ← 2M − MSM from S/‖S‖₂², x_i·M b_i |
 | cg         | steps                         | `steps` conjugate-gradient steps on S w = b from 0 |
 | online_gd  | eta, passes                   | passes over the prefix, one example per step       |
+| logistic   | lam, iters                    | tanh(w·x_i / 2), w: L2 logistic regression (Newton)|
+| nn_gd      | hidden, steps, lr, seed       | a two-layer ReLU net fitted by Adam, at x_i        |
+| tree       | max_depth (None: unlimited)   | CART (scikit-learn), extra `trees`                 |
+| xgboost    | n_estimators, max_depth, ...  | gradient-boosted trees (xgboost), extra `trees`    |
+| mixture_bayes | noise_stds, w_scale        | posterior mean with σ uniform over noise_stds      |
 
 with `S_i = Σ_{j<i} x_j x_jᵀ`, `b_i = Σ_{j<i} y_j x_j`. The linear ones also give their per-prefix
 weights via `get_weights(name, **params)` (or the solvers `ols_weights`, `ridge_weights`,
@@ -28,8 +33,10 @@ Every iteration count of newton, gd, cg, online_gd at once: `baselines.iterative
 # Each import registers its entries; the order is the order of the names everywhere.
 # isort: off
 from icl_regression.baselines import linear, knn, dmmse, iterative  # noqa: F401
+from icl_regression.baselines import logistic, nn_gd, tree, boosting, mixture_bayes  # noqa: F401
 # isort: on
 from icl_regression.baselines.dmmse import DEFAULT_DMMSE_NOISE_STD, dmmse_predict
+from icl_regression.baselines.host import MissingExtra
 from icl_regression.baselines.knn import knn_predict
 from icl_regression.baselines.linear import averaging_weights, tune_gd_eta, zero_weights
 from icl_regression.baselines.registry import (
@@ -41,6 +48,6 @@ from icl_regression.baselines.registry import (
     register_baseline,
 )
 
-__all__ = ["BASELINES", "DEFAULT_DMMSE_NOISE_STD", "Predictor", "averaging_weights",
+__all__ = ["BASELINES", "DEFAULT_DMMSE_NOISE_STD", "MissingExtra", "Predictor", "averaging_weights",
            "dmmse_predict", "get_baseline", "get_weights", "knn_predict", "predict_with_weights",
            "register_baseline", "tune_gd_eta", "zero_weights"]

@@ -28,16 +28,20 @@ class BaselineSpec:
     required: tuple[str, ...]  # parameters without a usable default
     # Returns a replacement function for special parameter values (e.g. ridge with λ = 0).
     specialise: Callable[[dict], Callable | None] | None = None
+    # Slow (host libraries, per-prefix optimisation): evaluation runs it on a subset of prompts.
+    expensive: bool = False
 
 
 BASELINES: Registry[BaselineSpec] = Registry("baseline")
 
 
 def register_baseline(name: str, *, linear: bool = False, required: tuple[str, ...] = (),
-                      specialise: Callable[[dict], Callable | None] | None = None):
+                      specialise: Callable[[dict], Callable | None] | None = None,
+                      expensive: bool = False):
     """Decorator: `@register_baseline("ols", linear=True)` on `fn(xs, ys, **params)`."""
     def decorate(fn: Callable) -> Callable:
-        BASELINES.register(name, BaselineSpec(fn, linear, tuple(required), specialise))
+        BASELINES.register(name, BaselineSpec(fn, linear, tuple(required), specialise,
+                                              expensive))
         return fn
     return decorate
 

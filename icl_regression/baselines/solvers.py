@@ -206,3 +206,20 @@ def lasso_weights(xs: jax.Array, ys: jax.Array, alpha: float | jax.Array,
     zeros = jnp.zeros_like(b)
     w, _, _ = jax.lax.fori_loop(0, iters, body, (zeros, zeros, jnp.ones((), xs.dtype)))
     return w  # (B, n, d)
+
+
+
+def over_chunks(fn, *arrays: jax.Array, chunk: int) -> jax.Array:
+    """fn(*arrays) applied to `chunk` prompts (leading axis) at a time (`lax.map`, the last
+    chunk padded), so baselines with (B, n, d, d) or (B, n, n, H) intermediates hold only
+    `chunk` prompts' worth: (B, ...) -> (B, ...)."""
+    batch = arrays[0].shape[0]
+    chunk = max(1, min(chunk, batch))
+    pad = -batch % chunk
+
+    def split(a):  # (B, ...) -> (C, c, ...)
+        a = jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))
+        return a.reshape(-1, chunk, *a.shape[1:])
+
+    out = jax.lax.map(lambda args: fn(*args), tuple(split(a) for a in arrays))  # (C, c, ...)
+    return out.reshape(-1, *out.shape[2:])[:batch]

@@ -111,6 +111,13 @@ def validate_task(t: Any) -> None:
     if t.w_prior == "sparse":
         require(t.sparsity >= 1, "task.sparsity", t.sparsity,
                 f"must be in 1..task.d={t.d} for w_prior=sparse")
+    for check in TASK_CHECKS:
+        check(t)
+
+
+# Checks that need a registry this package must not import (the task families register theirs
+# on import of icl_regression.data.families): each takes the TaskConfig, raises ConfigError.
+TASK_CHECKS: list[Callable[[Any], None]] = []
 
 
 def validate_model(cfg: TrainConfig) -> None:

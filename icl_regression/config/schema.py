@@ -68,6 +68,20 @@ class TaskConfig:
     # N(0, E y²) noise (noise) or by the labels of another task's w (other_w).
     corrupt_fraction: float = 0.0
     corrupt_mode: CorruptMode = CorruptMode.noise
+    # Function classes: the task family drawing the prompts (data/families/, one file each;
+    # `task=<family>` picks conf/task/<family>.yaml) and its parameters. A plain string, not an
+    # Enum: families are extensions, registered by name (data.families.FAMILIES).
+    family: str = "linear"
+    hidden_width: int = 100  # relu2nn: hidden units of the random two-layer net (Garg: 100)
+    tree_depth: int = 4  # decision_tree: depth of the random full binary tree (Garg: 4)
+    noise_stds: tuple[float, ...] = ()  # noise_mixture: σ uniform over these, per prompt
+    components: tuple[str, ...] = ()  # mixture: the component families (share these fields)
+    component_weights: tuple[float, ...] = ()  # mixture: their probabilities; empty = uniform
+
+    def __post_init__(self):
+        # Configs built from lists (JSON, Python) keep tuples: hashable, a jit static argument.
+        for name in ("noise_stds", "components", "component_weights"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from icl_regression.registry import Registry
 class Prompts(NamedTuple):
     xs: np.ndarray  # (B, n, d)
     ys: np.ndarray  # (B, n)
-    ws: np.ndarray  # (B, d)
+    ws: np.ndarray | None  # (B, d); None for families without a weight vector
     eval_position: np.ndarray | None = None  # (B,) the one scored position, or None: all
 
 

@@ -1,16 +1,27 @@
 """eval.json: schema check, atomic write, and the model-vs-baselines table.
 
-Schema (version 1; lists are per position, aligned with the setting's "k"; null = undefined):
+Schema (version 2; lists are per position, aligned with the setting's "k"; null = undefined):
 
-    {"schema_version": 1, "run_dir": str | null, "step": int | null, "task": {TaskConfig},
+    {"schema_version": 2, "run_dir": str | null, "step": int | null, "task": {TaskConfig},
      "seed": int, "n_prompts": N, "implicit_prompts": int, "implicit_queries": m,
-     "predictors": {NAME: {"baseline": str, "params": {...}}},
+     "predictors": {NAME: {"baseline": str, "params": {...}, "n_prompts"?: int}},
      "gd_eta": {"steps": int, "k": [...], "eta": [...]},
+     "family": {"name": str, "has_w": bool, "classification": bool, "components": [LABEL],
+                "skipped_settings": {SETTING: reason}},
      "settings": {SETTING: {"description": str, "k": [...], "n_prompts_per_k": [...],
                             "normaliser": float,
                             "error": {PREDICTOR: {"mean": [...], "lo": [...], "hi": [...]}},
                             "spd": {BASELINE: [...]}, "ilwd": {BASELINE: [...]},
-                            "ilwd_r2": [...], "sensitivity_cos": {BASELINE: [...]}}}}
+                            "ilwd_r2": [...], "sensitivity_cos": {BASELINE: [...]},
+                            "accuracy"?: {PREDICTOR: [...]},
+                            "components"?: {LABEL: {"n_prompts": int, "normaliser": float,
+                                "oracle": {"baseline": str, "params": {...}},
+                                "error": {PREDICTOR | "oracle": {"mean", "lo", "hi"}}}}}}}
+
+Version 2 (issue 13) added "family", the optional "accuracy" (±1-label families: sign
+agreement, 0 counts ½) and "components" (mixtures, "train" only), and "n_prompts" on a
+predictor evaluated on fewer prompts (expensive baselines: the first N). Version 1 files (no
+"family") still validate.
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ from pathlib import Path
 
 from icl_regression.storage import WRITE_WAIT_S, run_lock, write_json
 
+SCHEMA_VERSION = 2
 TOP_KEYS = {"schema_version": int, "run_dir": (str, type(None)), "step": (int, type(None)),
             "task": dict, "seed": int, "n_prompts": int, "implicit_prompts": int,
             "implicit_queries": int, "predictors": dict, "gd_eta": dict, "settings": dict}
@@ -44,7 +56,9 @@ def validate_eval_json(data: dict) -> dict:
     for key, kind in TOP_KEYS.items():
         _check(key in data, key, "missing")
         _check(isinstance(data[key], kind), key, f"wrong type {type(data[key]).__name__}")
-    _check(data["schema_version"] == 1, "schema_version", "must be 1")
+    _check(data["schema_version"] in (1, 2), "schema_version", "must be 1 or 2")
+    _check(data["schema_version"] == 1 or isinstance(data.get("family"), dict), "family",
+           "missing (schema_version 2)")
     eta = data["gd_eta"]
     _check(isinstance(eta.get("k"), list), "gd_eta.k", "missing")
     _check_curve(eta.get("eta"), len(eta["k"]), "gd_eta.eta")
@@ -66,6 +80,13 @@ def validate_eval_json(data: dict) -> dict:
                 _check_curve(curve, n_k, f"settings.{name}.{key}.{base}")
         if setting["ilwd_r2"]:
             _check_curve(setting["ilwd_r2"], n_k, f"settings.{name}.ilwd_r2")
+        for pred, curve in setting.get("accuracy", {}).items():
+            _check_curve(curve, n_k, f"settings.{name}.accuracy.{pred}")
+        for label, block in setting.get("components", {}).items():
+            for pred, curves in block["error"].items():
+                for stat in ("mean", "lo", "hi"):
+                    _check_curve(curves.get(stat), n_k,
+                                 f"settings.{name}.components.{label}.error.{pred}.{stat}")
     return data
 
 
@@ -77,6 +98,10 @@ def write_eval_json(path: str | Path, data: dict) -> Path:
     with run_lock(path.parent, wait_s=WRITE_WAIT_S):  # not while training writes the run
         write_json(path, data)
     return path
+
+
+def _number(value) -> str:
+    return "—" if value is None else f"{value:.3f}"
 
 
 def table_positions(d: int, n_points: int) -> list[int]:
@@ -103,6 +128,17 @@ def format_table(data: dict, setting: str = "train") -> str:
 
     for name, curves in block["error"].items():
         lines.append(f"| {name} | " + " | ".join(cell(curves, c) for c in cols) + " |")
+    if block.get("accuracy"):
+        lines += ["", "accuracy of sign(prediction) (0 counts ½)", "", header,
+                  "|---" * (len(ks) + 1) + "|"]
+        lines += [f"| {name} | " + " | ".join(_number(curve[c]) for c in cols) + " |"
+                  for name, curve in block["accuracy"].items()]
+    for label, comp in block.get("components", {}).items():
+        lines += ["", f"component {label} ({comp['n_prompts']} prompts; oracle: "
+                  f"{comp['oracle']['baseline']} {comp['oracle']['params']})", "", header,
+                  "|---" * (len(ks) + 1) + "|"]
+        lines += [f"| {name} | " + " | ".join(cell(curves, c) for c in cols) + " |"
+                  for name, curves in comp["error"].items()]
     if block["spd"]:
         lines += ["", "SPD(model, baseline) / zero-predictor error", "", header,
                   "|---" * (len(ks) + 1) + "|"]

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.tree_util import Partial
 from tqdm.auto import tqdm
@@ -39,13 +38,17 @@ from icl_regression.config.checks import (
     well_typed,
 )
 from icl_regression.data import shifts, tasks
+from icl_regression.data.families import family_of, sample_family
 from icl_regression.evaluate import metrics
-from icl_regression.evaluate.eval_json import format_table, write_eval_json
-from icl_regression.evaluate.suite import baseline_suite, json_params
+from icl_regression.evaluate.eval_json import SCHEMA_VERSION, format_table, write_eval_json
+from icl_regression.evaluate.scoring import SettingContext, evaluate_setting
+from icl_regression.evaluate.selection import json_params
+from icl_regression.evaluate.suites import baseline_suite
 from icl_regression.run import chunked, forward, load_run
 from icl_regression.storage import finite_or_none
 
-SCHEMA_VERSION = 1
+__all__ = ["EvalConfig", "SCHEMA_VERSION", "baseline_suite", "evaluate_baselines",
+           "evaluate_predictors", "evaluate_run", "metrics", "run_from_config"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class EvalConfig:
     gd_steps: int = 1  # η tuned per position on held-out training prompts
     lasso_alpha: float = 0.1  # lasso runs for sparse w priors only
     dmmse_noise_std: float = 0.0  # dmmse (task pools only); 0: the task's σ, else a default
+    expensive_prompts: int = 1000  # slow baselines (tree, xgboost, nn_gd): the first N prompts
     chunk: int = 2048  # prompts per model call
     progress: bool = True
     layerwise: bool = False  # also write run_dir/layerwise.json (evaluate/layerwise.py)
@@ -78,7 +82,8 @@ def check_config(cfg: EvalConfig, task: TaskConfig | None = None) -> EvalConfig:
             "baselines alone)")
     one_of_each(cfg.settings, shifts.SETTINGS, "settings")
     one_of_each(cfg.implicit_settings, shifts.SETTINGS, "implicit_settings", empty_ok=True)
-    at_least(cfg, "", 1, "n_prompts", "implicit_prompts", "knn_k", "gd_steps", "chunk")
+    at_least(cfg, "", 1, "n_prompts", "implicit_prompts", "knn_k", "gd_steps", "chunk",
+             "expensive_prompts")
     at_least(cfg, "", 0, "implicit_queries", "dmmse_noise_std")
     require(cfg.seed >= -1, "seed", cfg.seed, "must be >= 0, or -1 for the run's seed")
     require(all(0 < lam < math.inf for lam in cfg.ridge_lams), "ridge_lams", cfg.ridge_lams,
@@ -99,31 +104,40 @@ def check_config(cfg: EvalConfig, task: TaskConfig | None = None) -> EvalConfig:
     return cfg
 
 
+def _predictor_funcs(task, seed, cfg, family, gd_eta):
+    suite = baseline_suite(task, seed, cfg, gd_eta)
+    funcs = {name: baselines.get_baseline(base, **params) for name, (base, params) in suite.items()}
+    weight_funcs = {} if not family.has_w else {
+        name: baselines.get_weights(base, **params) for name, (base, params) in suite.items()
+        if baselines.BASELINES.get(base).linear and base != "zero"}
+    expensive = {name for name, (base, _) in suite.items()
+                 if baselines.BASELINES.get(base).expensive}
+    return suite, funcs, weight_funcs, expensive
+
+
 def evaluate_predictors(task: TaskConfig, seed: int, cfg: EvalConfig, model=None) -> dict:
     """The whole evaluation of `model(xs, ys) -> preds` (or of the baselines only: None).
 
     `model` is a pure JAX function; a `jax.tree_util.Partial` carrying the parameters keeps
-    them as jit arguments instead of baked-in constants.
+    them as jit arguments instead of baked-in constants. The task's family picks the baselines,
+    the settings that apply (OOD shifts need y = w·x + noise), accuracy and per-component scores.
     """
     check_config(cfg, task)
+    family = family_of(task)
     if model is not None and not isinstance(model, Partial):
         model = Partial(model)
     key = tasks.stream_key(seed, "eval")
-    xs, ys, ws = _sample(jax.random.fold_in(key, 0), task, cfg.n_prompts, seed)
-    tune_xs, tune_ys, _ = _sample(jax.random.fold_in(key, 1), task, cfg.n_prompts, seed)
+    xs, ys, ws, component = _sample(jax.random.fold_in(key, 0), task, cfg.n_prompts, seed)
+    tune_xs, tune_ys, _, _ = _sample(jax.random.fold_in(key, 1), task, cfg.n_prompts, seed)
     gd_eta = baselines.tune_gd_eta(tune_xs, tune_ys, cfg.gd_steps)
-    suite = baseline_suite(task, seed, cfg, gd_eta)
-    funcs = {name: baselines.get_baseline(base, **params) for name, (base, params) in suite.items()}
-    weight_funcs = {name: baselines.get_weights(base, **params) for name, (base, params)
-                    in suite.items() if base not in ("zero", "knn", "dmmse")}
-
-    def all_weights(xs, ys):  # name -> (B, n, d) per-prefix weights of the weight baselines
-        return {name: f(xs, ys) for name, f in weight_funcs.items()}
+    suite, funcs, weight_funcs, expensive = _predictor_funcs(task, seed, cfg, family, gd_eta)
+    few = min(cfg.expensive_prompts, cfg.n_prompts)
 
     def predict_all(xs, ys):  # every predictor on one setting's prompts: name -> (B, n)
         preds = {"model": chunked(functools.partial(forward, model), (xs, ys), cfg.chunk)
                  } if model is not None else {}
-        preds.update({name: f(xs, ys) for name, f in funcs.items()})
+        preds.update({name: f(xs[:few], ys[:few]) if name in expensive else f(xs, ys)
+                      for name, f in funcs.items()})
         return {name: np.asarray(p) for name, p in preds.items()}
 
     m = cfg.implicit_queries or 2 * task.d
@@ -131,66 +145,35 @@ def evaluate_predictors(task: TaskConfig, seed: int, cfg: EvalConfig, model=None
     # distribution, independent of the evaluated prompts), m per context.
     count = min(cfg.implicit_prompts, cfg.n_prompts, cfg.n_prompts * task.n_points // m)
     queries = np.asarray(tune_xs).reshape(-1, task.d)[:count * m].reshape(count, m, task.d)
+    skipped = {} if family.linear_labels else {
+        name: f"task.family={task.family!r}: labels are not w·x + noise"
+        for name in cfg.settings if name != "train"}
     out = {"schema_version": SCHEMA_VERSION, "task": dataclasses.asdict(task), "seed": seed,
-           "n_prompts": cfg.n_prompts, "implicit_prompts": count,
+           "n_prompts": cfg.n_prompts, "implicit_prompts": count if family.has_w else 0,
            "implicit_queries": m,
-           "predictors": {name: {"baseline": base, "params": json_params(params)}
+           "predictors": {name: {"baseline": base, "params": json_params(params),
+                                 **({"n_prompts": few} if name in expensive else {})}
                           for name, (base, params) in suite.items()},
            "gd_eta": {"steps": cfg.gd_steps, "k": list(range(task.n_points)),
                       "eta": finite_or_none(gd_eta)},
+           "family": {"name": task.family, "has_w": family.has_w,
+                      "classification": family.classification,
+                      "components": list(family.components(task)), "skipped_settings": skipped},
            "settings": {}}
-    base = shifts.Prompts(np.asarray(xs), np.asarray(ys), np.asarray(ws))
-    bar = tqdm(cfg.settings, desc="evaluate", disable=not cfg.progress, file=sys.stderr)
+    ctx = SettingContext(task, family, cfg, model, predict_all,
+                   lambda xs, ys: {name: f(xs, ys) for name, f in weight_funcs.items()},
+                   queries, np.asarray(component))
+    base = shifts.Prompts(np.asarray(xs), np.asarray(ys), None if ws is None else np.asarray(ws))
+    settings = [name for name in cfg.settings if name not in skipped]
+    bar = tqdm(settings, desc="evaluate", disable=not cfg.progress, file=sys.stderr)
     for name in bar:
         bar.set_postfix(setting=name)
         prompts = shifts.make_setting(name, jax.random.fold_in(key, 2), base, task)
-        out["settings"][name] = _evaluate_setting(name, prompts, predict_all, all_weights,
-                                                  model, cfg, queries)
+        out["settings"][name] = evaluate_setting(name, prompts, ctx)
     return out
 
 
-def _evaluate_setting(name, prompts, predict_all, all_weights, model, cfg, queries):
-    n = prompts.xs.shape[1]
-    if prompts.eval_position is None:
-        mask = np.ones(prompts.ys.shape, bool)
-    else:
-        mask = np.arange(n)[None, :] == np.asarray(prompts.eval_position)[:, None]  # (B, n)
-    scored = mask.any(axis=0)  # the positions reported for this setting
-    normaliser = float(np.mean(np.asarray(prompts.ys, np.float64)[mask] ** 2))
-    preds = predict_all(prompts.xs, prompts.ys)
-    errors = {p: {stat: finite_or_none(curve[scored]) for stat, curve in
-                  metrics.error_curve(pr, prompts.ys, normaliser, mask).items()}
-              for p, pr in preds.items()}
-    result = {"description": shifts.DESCRIPTIONS[name], "k": np.flatnonzero(scored).tolist(),
-              "n_prompts_per_k": mask.sum(axis=0)[scored].tolist(), "normaliser": normaliser,
-              "error": errors, "spd": {}, "ilwd": {}, "ilwd_r2": [], "sensitivity_cos": {}}
-    if model is None:
-        return result
-    result["spd"] = {
-        p: finite_or_none(metrics.spd_curve(preds["model"], pr, normaliser, mask)[scored])
-        for p, pr in preds.items() if p != "model"}
-    if name not in cfg.implicit_settings or prompts.eval_position is not None:
-        return result
-    count = queries.shape[0]
-    xs, ys = prompts.xs[:count], prompts.ys[:count]
-    # The model sees m (or d) copies of each prompt here: chunk so a call holds ~`chunk` prompts.
-    m, d = queries.shape[1], queries.shape[2]
-    query_preds = chunked(functools.partial(_query_preds, model), (xs, ys, queries),
-                           max(cfg.chunk // m, 1))
-    w_hat, r2 = _implicit_weights(query_preds, jnp.asarray(queries))
-    grads = chunked(functools.partial(_query_grads, model), (xs, ys), max(cfg.chunk // d, 1))
-    w_norm2 = float(np.mean(np.sum(np.asarray(prompts.ws[:count], np.float64) ** 2, axis=-1)))
-    result["ilwd_r2"] = finite_or_none(r2)
-    for p, w_base in all_weights(xs, ys).items():  # (count, n, d) each
-        result["ilwd"][p] = finite_or_none(metrics.ilwd_curve(w_hat, w_base, w_norm2))
-        result["sensitivity_cos"][p] = finite_or_none(metrics.cosine_curve(grads, w_base))
-    return result
-
-
-_sample = jax.jit(tasks.sample_prompts, static_argnums=(1, 2, 3))
-_query_preds = jax.jit(metrics.query_predictions)
-_query_grads = jax.jit(metrics.query_gradients)
-_implicit_weights = jax.jit(metrics.implicit_weights)
+_sample = jax.jit(sample_family, static_argnums=(1, 2, 3))
 
 
 def evaluate_run(run, cfg: EvalConfig | None = None, **overrides) -> dict:

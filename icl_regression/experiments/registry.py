@@ -38,6 +38,10 @@ from icl_regression.experiments.options import (
 from icl_regression.figures.style import FORMATS
 from icl_regression.storage import WRITE_WAIT_S, RunDirLocked, run_lock, write_json
 
+# Experiments built on y = w·x + noise (a task pool of w, a shifted w prior, other tasks' w as
+# corrupted labels): skipped, with the reason, for the other task families.
+NEEDS_LINEAR_LABELS = ("task_diversity", "prior_override", "corrupted_demos")
+
 
 @dataclass(frozen=True)
 class ExperimentsConfig:
@@ -141,12 +145,23 @@ def _load(run_dir: Path, step: int):
     return load_run(run_dir, step)
 
 
+def _check_family(run_dir: Path, name: str) -> None:
+    from icl_regression.data.families import family_of
+    from icl_regression.run import load_config
+
+    task = load_config(run_dir).task
+    if name in NEEDS_LINEAR_LABELS and not family_of(task).linear_labels:
+        raise ExperimentSkipped(f"task.family={task.family!r}: labels are not y = w·x + noise, "
+                                f"which {name} needs")
+
+
 def evaluate_one(run_dir: Path, cfg: ExperimentsConfig) -> dict:
     """The experiment's record for one run: computed, or reused from RUN/experiments/."""
     from icl_regression.checkpoints import Checkpointer, has_checkpoint
 
     if not has_checkpoint(run_dir / "checkpoints"):
         raise ExperimentSkipped("no checkpoints/ (train it first)")
+    _check_family(run_dir, cfg.name)
     path = run_dir / "experiments" / f"{cfg.name}.json"
     options = stored_options(cfg)
     ckpt = Checkpointer(run_dir / "checkpoints")

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 from matplotlib.figure import Figure
 
-from icl_regression.figures import plots
+from icl_regression.figures import mixture, plots
 from icl_regression.figures.attention import plot_attention
 from icl_regression.figures.layerwise import layerwise_figures
 from icl_regression.figures.stored_runs import RunRecord, bayes_lambda, model_label
@@ -54,6 +54,16 @@ def _evaluation(record: RunRecord, options) -> Drawn:
     yield "sensitivity", lambda: plots.plot_sensitivity(
         chosen_setting(record, options.setting, "sensitivity_cos"), options.baselines,
         **common)
+
+
+@RUN_FIGURES.register("families")
+def _families(record: RunRecord, options) -> Drawn:
+    if not record.eval:
+        return
+    if record.eval.get("family", {}).get("name", "linear") != "linear":
+        yield "family_error_vs_k", lambda: mixture.plot_family_errors(record.eval)
+    if "components" in record.eval["settings"].get("train", {}):
+        yield "components", lambda: mixture.plot_components(record.eval)
 
 
 @RUN_FIGURES.register("probes")

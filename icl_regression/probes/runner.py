@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from icl_regression.cli import App, run_app
 from icl_regression.config import ConfigError
 from icl_regression.data import tasks
+from icl_regression.data.families import family_of
 from icl_regression.probes.families import (
     LINEAR_ALPHAS,
     PROBES,
@@ -147,10 +148,16 @@ def probe_run(run: str | Path | Run, options: ProbeOptions | None = None,
     options = dataclasses.replace(options or ProbeOptions(), **overrides)
     run = _as_run(run)
     layers, positions = _resolve(run, options)
+    task, seed = tasks.held_out_task(run.config.task), run.config.seed
+    if not family_of(task).has_w and "w" in options.targets:  # relu2nn, decision_tree: no w
+        print(f"[icl] probe target 'w' skipped: task.family={task.family!r} has no w",
+              file=sys.stderr)
+        options = dataclasses.replace(options, targets=tuple(t for t in options.targets
+                                                             if t != "w"))
     models = _models(run, options, control_run)
     data = probe_data(run, options.targets, options.n_prompts, options.seed, positions)
     scores = _scores(models, data, options, layers, positions)
-    task, seed, split = tasks.held_out_task(run.config.task), run.config.seed, data.split
+    split = data.split
     kinds = token_kinds(run.x_positions, run.y_positions, max(positions) + 1)
     fixed = models.get("fixed_w_")
     result = {

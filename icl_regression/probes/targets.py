@@ -12,7 +12,7 @@ Targets for a prefix of k pairs, with S_k = Σ_{j<k} x_j x_jᵀ and b_k = Σ_{j<
 
 | name    | value at k                                                              |
 | ------- | ----------------------------------------------------------------------- |
-| w       | the prompt's true weight vector (the same at every k)                   |
+| w       | the prompt's true weight vector (the same at every k; families with a w) |
 | w_ols   | S_k⁺ b_k: min-norm least squares (0 at k = 0; exact also for k < d)     |
 | w_ridge | (S_k + λ* I)⁻¹ b_k with the Bayes λ* = σ² d / τ² (noiseless: = w_ols)   |
 | w_gd    | η*_k b_k: one GD step from w = 0, η*_k tuned per k like the GD baseline |
@@ -92,7 +92,8 @@ def sample_probe_prompts(key: jax.Array, task: TaskConfig, n_prompts: int, seed:
     longer = dataclasses.replace(task, n_points=task.n_points + 1)
     xs, ys, ws = tasks.sample_prompts(key, longer, 2 * n_prompts, seed)  # (2N, n+1, d) ...
     n = task.n_points
-    return xs[:n_prompts, :n], ys[:n_prompts, :n], ws[:n_prompts], xs[n_prompts:], ys[n_prompts:]
+    ws = None if ws is None else ws[:n_prompts]  # families without a weight vector: None
+    return xs[:n_prompts, :n], ys[:n_prompts, :n], ws, xs[n_prompts:], ys[n_prompts:]
 
 
 @partial(jax.jit, static_argnames=("names", "ridge_lambda"))

@@ -121,7 +121,8 @@ def check_resumable(cfg: TrainConfig, run_dir: Path) -> None:
     stored_path = run_dir / "config.json"
     if not stored_path.exists():
         return
-    stored, new = json.loads(stored_path.read_text()), _config_dict(cfg)
+    # Through JSON as stored, so tuple fields (task.noise_stds, ...) compare equal to lists.
+    stored, new = json.loads(stored_path.read_text()), json.loads(json.dumps(_config_dict(cfg)))
 
     def diff(a, b, prefix=""):
         for key in sorted(set(a) | set(b)):

@@ -211,7 +211,9 @@ def test_every_baseline_is_causal():
     pool = np.random.default_rng(1).standard_normal((20, D)).astype(np.float32)
     params = {"ridge": {"lam": 0.5}, "gd": {"eta": 0.05}, "lasso": {"alpha": 0.1, "iters": 50},
               "dmmse": {"pool": pool}, "knn": {"k": 2}, "newton": {"steps": 3},
-              "cg": {"steps": 2}, "online_gd": {"eta": 0.05}}
+              "cg": {"steps": 2}, "online_gd": {"eta": 0.05},
+              "mixture_bayes": {"noise_stds": (0.5, 1.0)}, "nn_gd": {"hidden": 4, "steps": 5},
+              "tree": {"progress": False}, "xgboost": {"n_estimators": 5, "progress": False}}
     for name in baselines.BASELINES:
         predict = baselines.get_baseline(name, **params.get(name, {}))
         a, b = np.asarray(predict(xs, ys)), np.asarray(predict(xs2, ys2))
