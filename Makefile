@@ -17,10 +17,10 @@ demo: $(VENV)/.installed
 	$(PY) -m icl_regression.demo
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 test-slow: $(VENV)/.installed
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -n auto -m slow
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -74,12 +74,12 @@ def once(check: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(check)
     def checked(*args: Any) -> Any:
         try:
-            return passed[args]
-        except KeyError:
-            passed[args] = result = check(*args)
-            return result
+            seen = args in passed
         except TypeError:  # unhashable arguments (a list in an untyped field): no memo
             return check(*args)
+        if not seen:  # a failing check raises here, and is not remembered
+            passed[args] = check(*args)
+        return passed[args]
 
     return checked
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import compose, tiny_config
 
 from icl_regression.baselines import iterative
-from icl_regression.config import ModelConfig
+from icl_regression.config import ModelConfig, to_dataclass
 from icl_regression.evaluate import matching
 from icl_regression.evaluate.layerwise import (
     layer_readouts,
@@ -20,7 +20,7 @@ from icl_regression.evaluate.layerwise import (
     read_layerwise_json,
     validate_layerwise_json,
 )
-from icl_regression.evaluate.runner import _eval_config, check_config, register_eval_schema
+from icl_regression.evaluate.runner import EvalConfig, check_config, register_eval_schema
 from icl_regression.figures.layerwise import layerwise_figures
 from icl_regression.models import build_model
 from icl_regression.run import Run
@@ -99,7 +99,8 @@ def test_figures_module_reads_json_only():
 
 def test_cli_flag_composes_and_needs_a_run():
     register_eval_schema()
-    cfg = _eval_config(compose(["layerwise=true", "settings=[train]"], config_name="evaluate"))
+    cfg = to_dataclass(compose(["layerwise=true", "settings=[train]"], config_name="evaluate"),
+                       EvalConfig)
     assert cfg.layerwise is True
-    with pytest.raises(ValueError, match="layerwise=true is not allowed without run_dir"):
+    with pytest.raises(ValueError, match="layerwise=True is not allowed; needs run_dir"):
         check_config(cfg)

@@ -31,7 +31,14 @@ def test_a_few_dozen_steps_lower_the_loss(tmp_path):
         assert np.isfinite(records[-1][key])
 
 
-@pytest.mark.parametrize("preset", PRESETS)
+# Every preset trains two steps; the default run covers one of each kind (model, encoding, task
+# family, task pool, corruption), the rest run with -m slow (each compiles a new program).
+QUICK_PRESETS = {"quickstart", "oswald_lsa", "probe_study_cpu", "relu2nn_cpu", "decision_tree_cpu",
+                 "mixture_cpu", "corrupted_demos_cpu", "task_diversity_cpu"}
+
+
+@pytest.mark.parametrize("preset", [p if p in QUICK_PRESETS else pytest.param(
+    p, marks=pytest.mark.slow) for p in PRESETS])
 def test_every_preset_runs_two_debug_steps(preset, tmp_path):
     cfg = to_dataclass(compose([f"experiment={preset}", "debug=default"]))
     summary = train_and_evaluate(cfg, tmp_path)
