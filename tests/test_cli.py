@@ -111,9 +111,9 @@ def test_unknown_key_and_unknown_group_option_are_one_line(name, trained_looking
 
 @pytest.mark.parametrize("name,override,expected", [
     ("train", "experiment=no_such_preset", "experiment='no_such_preset' is not allowed; "
-     "choose from corrupted_demos, "),
+     "choose from bai_noise_mixture, corrupted_demos, "),
     ("demo", "model=nope", "model='nope' is not allowed; choose from gpt, lsa"),
-    ("evaluate", "task=nope", "task='nope' is not allowed; choose from linear, noisy"),
+    ("evaluate", "task=nope", "task='nope' is not allowed; choose from decision_tree, linear"),
     ("train", "task.d=1,2", "task.d='1,2' is not allowed; a sweep needs -m (--multirun)"),
 ])
 def test_unknown_preset_and_sweep_without_multirun(name, override, expected):

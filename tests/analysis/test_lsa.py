@@ -207,7 +207,7 @@ def test_trained_one_layer_lsa_matches_optimal_gd(tmp_path):
     from icl_regression.analysis.lsa import compose_preset
 
     cfg = dataclasses.replace(compose_preset("oswald_lsa"), steps=800, progress=False,
-                              ckpt_every=800, log_every=100)
+                              ckpt_every=800, keep_period=0, log_every=100)
     train_and_evaluate(cfg, tmp_path / "run")
     run = load_run(tmp_path / "run")
     xs, ys, _ = tasks.sample_prompts(tasks.stream_key(1, "eval"), cfg.task, 4096)
