@@ -29,6 +29,7 @@ from icl_regression.data import shifts, tasks
 from icl_regression.evaluate.matching import match_algorithms, sq_error_curve
 from icl_regression.models.layers import layer_norm  # the forward's own, bit for bit
 from icl_regression.probes.families import Split, linear_probe
+from icl_regression.run import chunked
 from icl_regression.storage import finite_or_none, write_json
 
 SCHEMA_VERSION = 1
@@ -62,13 +63,9 @@ def layer_readouts(run, xs: np.ndarray, ys: np.ndarray, chunk: int = 1024):
     final = {name: getattr(model, name)[...] for name in
              ("lnf_scale", "lnf_bias", "read_out", "read_out_bias")}
     x_tokens = np.asarray(run.x_positions)
-    hidden, lens = [], []
-    for start in range(0, xs.shape[0], chunk):
-        res = run.intermediates(xs[start:start + chunk], ys[start:start + chunk])["residuals"]
-        at_x = res[:, :, x_tokens]  # (L+1, b, n, D)
-        hidden.append(np.asarray(at_x, np.float32))
-        lens.append(np.asarray(_lens(final, at_x)))
-    return np.concatenate(hidden, 1), np.concatenate(lens, 1)
+    at_x = lambda xs, ys: run.intermediates(xs, ys)["residuals"][:, :, x_tokens]  # (L+1, b, n, D)
+    hidden = chunked(at_x, (xs, ys), chunk, axis=1, host=True)  # Run's one chunker
+    return np.asarray(hidden, np.float32), np.asarray(_lens(final, hidden))
 
 
 def refit_readout(hidden: np.ndarray, ys: np.ndarray, split: Split) -> np.ndarray:
