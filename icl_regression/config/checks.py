@@ -177,6 +177,8 @@ def validate_run(cfg: TrainConfig) -> None:
                                        or mesh.process_id < mesh.num_processes),
             "mesh.process_id", mesh.process_id,
             "must be -1 (from the environment) or in 0..mesh.num_processes-1")
+    require(mesh.cpu_devices >= 0, "mesh.cpu_devices", mesh.cpu_devices,
+            "must be >= 0 (0 = one per core)")
     address = mesh.coordinator_address
     require(not address or address.rpartition(":")[2].isdigit(), "mesh.coordinator_address",
             address, "must be empty (from the environment) or host:port")

@@ -22,6 +22,10 @@ from icl_regression.data import tokens
 from icl_regression.models.layers import DTYPES, layer_norm
 from icl_regression.models.registry import MODELS
 
+# model.remat -> the checkpoint policy of each block (None: save every residual).
+REMAT_POLICIES = {"none": None, "dots": jax.checkpoint_policies.dots_saveable,
+                  "full": jax.checkpoint_policies.nothing_saveable}
+
 
 @MODELS.register("gpt")
 class GPT(nnx.Module):
@@ -39,6 +43,7 @@ class GPT(nnx.Module):
         # "scan" or "python" (a Python loop over static layer slices: no per-layer dynamic
         # slices of the stacked weights and no stacked activation buffers; compiles L blocks).
         self.layer_loop = "scan"
+        self.remat = REMAT_POLICIES[model.remat]
         param_dtype = DTYPES[model.param_dtype]
         n_layer, width, hidden = model.n_layer, model.d_model, model.mlp_ratio * model.d_model
         n_in = tokens.token_width(model.encoding, task.d)
@@ -98,8 +103,13 @@ class GPT(nnx.Module):
             "ln1_scale", "ln1_bias", "w_qkv", "b_qkv", "w_attn_out", "b_attn_out",
             "ln2_scale", "ln2_bias", "w_fc", "b_fc", "w_proj", "b_proj")}
 
+        block = self._block
+        if self.remat is not None:  # prevent_cse=False: inside a scan CSE cannot undo remat
+            block = jax.checkpoint(block, policy=self.remat, static_argnums=(2,),
+                                   prevent_cse=False)
+
         def body(h, layer):
-            h, attention = self._block(h, layer, capture)
+            h, attention = block(h, layer, capture)
             return h, ((h, attention) if capture else None)
 
         h0 = h

@@ -28,13 +28,13 @@ from icl_regression.config import ConfigError, TrainConfig, validate, validate_d
 from icl_regression.data import tasks
 from icl_regression.models import build_model, count_params
 from icl_regression.storage import run_lock, write_atomically
-from icl_regression.train.mesh import DataParallel
+from icl_regression.train.mesh import DataParallel, split_host_cpu
 from icl_regression.train.metrics_log import MetricsWriter, chunk_record, progress_bar
 from icl_regression.train.signals import StopSignals
 
 # Keys that may change when a run is resumed; any other difference is refused.
 RESUMABLE_KEYS = {"steps", "progress", "tensorboard", "keep_checkpoints", "keep_period",
-                  "ckpt_every", "mesh"}
+                  "ckpt_every", "mesh", "model.remat"}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -123,18 +123,20 @@ def check_resumable(cfg: TrainConfig, run_dir: Path) -> None:
         return
     # Through JSON as stored, so tuple fields (task.noise_stds, ...) compare equal to lists.
     stored, new = json.loads(stored_path.read_text()), json.loads(json.dumps(_config_dict(cfg)))
+    defaults = json.loads(json.dumps(_config_dict(TrainConfig())))
 
-    def diff(a, b, prefix=""):
+    def diff(a, b, default, prefix=""):
         for key in sorted(set(a) | set(b)):
-            if key in RESUMABLE_KEYS and not prefix:
+            if f"{prefix}{key}" in RESUMABLE_KEYS:
                 continue
-            va, vb = a.get(key), b.get(key)
+            # A key newer than the stored run counts as its default (what the run trained with).
+            va, vb = a.get(key, default.get(key)), b.get(key)
             if isinstance(va, dict) and isinstance(vb, dict):
-                yield from diff(va, vb, f"{prefix}{key}.")
+                yield from diff(va, vb, default.get(key) or {}, f"{prefix}{key}.")
             elif va != vb:
                 yield f"{prefix}{key}", va, vb
 
-    for key, old, value in diff(stored, new):
+    for key, old, value in diff(stored, new, defaults):
         raise ConfigError(f"{key}={value!r} differs from the run stored in {run_dir} "
                           f"({key}={old!r}); pick a new hydra.run.dir to start a new run")
 
@@ -160,7 +162,8 @@ def train_and_evaluate(cfg: TrainConfig, run_dir: str | Path) -> dict:
     signal that stopped it early, after a checkpoint)."""
     validate(cfg)
     run_dir = Path(run_dir)
-    parallel = DataParallel.create(cfg.mesh)
+    split_host_cpu(cfg.mesh, cfg.batch_size)
+    parallel = DataParallel.create(cfg.mesh, batch_size=cfg.batch_size)
     validate_devices(cfg, parallel.n_devices)
     writer_process = jax.process_index() == 0
     with contextlib.ExitStack() as stack:

@@ -11,6 +11,7 @@ step. Process 0 alone writes logs and figures; every process takes part in check
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -59,17 +60,48 @@ def shutdown_distributed() -> None:
         jax.distributed.shutdown()
 
 
+def host_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def cpu_device_count(cfg: MeshConfig, batch_size: int, available: int | None = None) -> int:
+    """Data-parallel CPU devices for `mesh.cpu_devices`: the asked number (0: one per core),
+    at most the `available` devices where the host is already split, lowered to the largest
+    count that divides the batch."""
+    n = cfg.cpu_devices or host_cores()
+    n = min(n, available) if available else n
+    return max(count for count in range(1, max(n, 1) + 1) if batch_size % count == 0)
+
+
+def split_host_cpu(cfg: MeshConfig, batch_size: int) -> None:
+    """Before JAX starts its backends: make the CPU host `cpu_device_count` devices. XLA's
+    CPU backend runs one program on a shared thread pool and most ops at this project's
+    sizes are too small to split over threads; n devices run n batch shards side by side.
+    A no-op once the backends are up, under multi-host, or where XLA_FLAGS already sets
+    the count (both win); accelerators are untouched (this is the CPU backend's count)."""
+    from jax._src import xla_bridge  # the only way to ask whether the backends are up
+
+    forced = "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
+    if cfg.multi_host or forced or xla_bridge.backends_are_initialized():
+        return
+    jax.config.update("jax_num_cpu_devices", cpu_device_count(cfg, batch_size))
+
+
 @dataclass(frozen=True)
 class DataParallel:
     mesh: Mesh
 
     @classmethod
     def create(cls, cfg: MeshConfig | None = None,
-               devices: Sequence[jax.Device] | None = None) -> DataParallel:
-        """A mesh over `devices` (default: every device of every process)."""
+               devices: Sequence[jax.Device] | None = None,
+               batch_size: int | None = None) -> DataParallel:
+        """A mesh over `devices` (default: every device of every process; on a single CPU
+        host with `batch_size` given, the `cpu_device_count` first ones)."""
         if cfg is not None:
             initialize_distributed(cfg)
         devices = list(jax.devices() if devices is None else devices)
+        if cfg is not None and batch_size and _split_cpu_host(cfg, devices):
+            devices = devices[:cpu_device_count(cfg, batch_size, len(devices))]
         # Auto axes: GSPMD propagates the batch sharding from one constraint per step.
         return cls(jax.make_mesh((len(devices),), ("data",),
                                  axis_types=(jax.sharding.AxisType.Auto,), devices=devices))
@@ -92,3 +124,7 @@ class DataParallel:
 
     def replicate(self, tree):
         return jax.device_put(tree, self.replicated)
+
+
+def _split_cpu_host(cfg: MeshConfig, devices: list) -> bool:
+    return not cfg.multi_host and all(device.platform == "cpu" for device in devices)

@@ -1,7 +1,9 @@
-"""Engine choices that must not change the math: the three forms of the layer loop.
+"""Engine choices that must not change the math: the forms of the layer loop and what each
+block keeps for the backward pass.
 
-One `lax.scan`, an unrolled scan, or a Python loop over static slices: same loss, grads and
-captured intermediates."""
+One `lax.scan` with the default remat (matmul outputs saved), an unrolled scan, a Python
+loop over static slices, no remat, or full remat: same loss, grads and captured
+intermediates."""
 
 import jax
 import jax.numpy as jnp
@@ -11,9 +13,12 @@ from flax import nnx
 
 from icl_regression.config import ModelConfig, TaskConfig
 from icl_regression.models import build_model
+from icl_regression.models.gpt import REMAT_POLICIES
 
 TASK = TaskConfig(d=3, n_points=6)
-LOOPS = {"unrolled scan": {"scan_unroll": 3}, "python": {"layer_loop": "python"}}
+LOOPS = {"unrolled scan": {"scan_unroll": 3}, "python": {"layer_loop": "python"},
+         "remat none": {"remat": REMAT_POLICIES["none"]},
+         "remat full": {"remat": REMAT_POLICIES["full"]}}
 
 
 def loss_and_grads(model, xs, ys):
@@ -39,6 +44,7 @@ def test_layer_loops_match_the_scanned_loop(encoding, loop):
     xs = jax.random.normal(key, (4, TASK.n_points, TASK.d))
     ys = jax.random.normal(jax.random.fold_in(key, 1), (4, TASK.n_points))
     scanned, other = model_with(encoding), model_with(encoding, **LOOPS[loop])
+    assert scanned.remat is REMAT_POLICIES["dots"]  # the default
     (loss_s, grads_s), (loss_o, grads_o) = (loss_and_grads(m, xs, ys) for m in (scanned, other))
     np.testing.assert_allclose(loss_o, loss_s, rtol=1e-5)
     for a, b in zip(jax.tree.leaves(grads_o), jax.tree.leaves(grads_s), strict=True):

@@ -20,7 +20,7 @@ import yaml
 from conftest import CONF_DIR, ROOT, tiny_config
 from flax import nnx
 
-from icl_regression.config import ConfigError, MeshConfig, ModelConfig
+from icl_regression.config import ConfigError, MeshConfig, ModelConfig, validate_devices
 from icl_regression.data import tasks
 from icl_regression.models import build_model
 from icl_regression.storage import read_jsonl as read_metrics
@@ -85,15 +85,20 @@ def two_device_checks():
     assert set(re.findall(r"f32\[\d+,6,8\]", hlo_one)) == {"f32[8,6,8]"}
     assert "all-reduce" in hlo_two and "all-reduce" not in hlo_one
 
-    # An indivisible global batch is a config error naming the key, before anything is written.
-    run_dir = Path(tempfile.mkdtemp()) / "run"
+    # An indivisible global batch: a split CPU host uses the most devices that divide it
+    # (7 prompts -> 1 device, 6 -> 2) ...
+    mesh_cfg = SMALL.mesh
+    assert DataParallel.create(mesh_cfg, batch_size=7).n_devices == 1
+    assert DataParallel.create(mesh_cfg, batch_size=6).n_devices == 2
+    assert DataParallel.create(dataclasses.replace(mesh_cfg, cpu_devices=1),
+                               batch_size=8).n_devices == 1
+    # ... while on devices that are not slices of one host it is a config error naming the key.
     try:
-        loop.train_and_evaluate(dataclasses.replace(SMALL, batch_size=7), run_dir)
+        validate_devices(dataclasses.replace(SMALL, batch_size=7), 2)
     except ConfigError as err:
         assert "batch_size=7" in str(err) and "number of devices (2)" in str(err), err
     else:
         raise AssertionError("batch_size=7 on 2 devices was accepted")
-    assert not run_dir.exists()
 
 
 def test_two_devices_match_one_device_and_shard_the_batch():
@@ -262,3 +267,14 @@ def test_bfloat16_compute_tracks_float32():
         assert ("bf16[" in compiled.as_text()) == (dtype == "bfloat16")
     assert not np.array_equal(losses["bfloat16"], losses["float32"])
     np.testing.assert_allclose(losses["bfloat16"], losses["float32"], rtol=0.03)
+
+
+@pytest.mark.parametrize(("asked", "batch", "available", "expected"), [
+    (0, 64, None, "cores"), (0, 7, None, 1), (3, 64, None, 2), (4, 64, None, 4),
+    (4, 64, 2, 2), (1, 64, 2, 1), (3, 9, 3, 3), (3, 10, 3, 2)])
+def test_cpu_device_count_divides_the_batch(asked, batch, available, expected):
+    from icl_regression.train.mesh import cpu_device_count, host_cores
+
+    if expected == "cores":  # one per core, the largest count up to it that divides 64
+        expected = max(n for n in range(1, host_cores() + 1) if 64 % n == 0)
+    assert cpu_device_count(MeshConfig(cpu_devices=asked), batch, available) == expected

@@ -15,7 +15,8 @@ from conftest import CONF_DIR, ROOT, compose, tiny_config
 from icl_regression import load_run
 from icl_regression.config import ConfigError, OptimConfig, to_dataclass
 from icl_regression.storage import read_jsonl as read_metrics
-from icl_regression.train.loop import NonFiniteLossError, curriculum_at, train_and_evaluate
+from icl_regression.train.loop import (NonFiniteLossError, check_resumable, curriculum_at,
+                                       train_and_evaluate)
 
 PRESETS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 
@@ -101,6 +102,21 @@ def test_resume_with_a_different_config_is_refused(tmp_path):
     assert (tmp_path / "config.json").read_text() == before
     summary = train_and_evaluate(tiny_config(steps=20, log_every=5, ckpt_every=5), tmp_path)
     assert summary["step"] == 20  # more steps is a legitimate resume
+
+
+def test_resume_reads_keys_newer_than_the_run_as_their_defaults(tmp_path):
+    """A run stored before a schema key existed resumes when the key is at its default, and
+    is refused when it is not; engine-only keys (model.remat) may change on resume."""
+    train_and_evaluate(tiny_config(steps=10, log_every=5, ckpt_every=5), tmp_path)
+    stored = json.loads((tmp_path / "config.json").read_text())
+    del stored["task"]["hidden_width"], stored["model"]["remat"]  # as an older version wrote it
+    (tmp_path / "config.json").write_text(json.dumps(stored))
+    check_resumable(tiny_config(), tmp_path)
+    check_resumable(tiny_config(model=dataclasses.replace(tiny_config().model, remat="none")),
+                    tmp_path)
+    with pytest.raises(ConfigError, match="task.hidden_width=7"):
+        check_resumable(tiny_config(task=dataclasses.replace(tiny_config().task,
+                                                             hidden_width=7)), tmp_path)
 
 
 def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path):
