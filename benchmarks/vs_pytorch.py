@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import os
 
-# Two fake CPU devices exist so that the 1-device engine (the default) and the 2-device
-# data-parallel one run in one process; OpenMP threads sleep instead of spinning when they
-# wait, or on a shared machine PyTorch's 2-thread step collapses (measured here: 0.14-0.28
-# steps/s against 4-6 with this). Both are set before JAX or torch is imported; the
-# environment wins.
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+# One fake CPU device per core, as the training app splits the host (mesh.cpu_devices=0), so
+# that the default engine and the engine before that split (1 device, no remat) run in one
+# process; OpenMP threads sleep instead of spinning when they wait, or on a shared machine
+# PyTorch's 2-thread step collapses (measured here: 0.14-0.28 steps/s against 4-6 with this).
+# Both are set before JAX or torch is imported; the environment wins.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count="
+                      f"{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else 1}")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
@@ -36,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_throughput import setup  # noqa: E402
 
 from icl_regression.cli import compose_train_or_fail as compose  # noqa: E402
-from icl_regression.train.mesh import DataParallel  # noqa: E402
+from icl_regression.train.mesh import DataParallel, cpu_device_count  # noqa: E402
 
 # name -> (Hydra overrides of the JAX side, steps per timed call)
 CASES = {
@@ -92,8 +93,10 @@ class TorchGPT:
 
 
 def jax_side(overrides: list[str], n_steps: int, n_devices: int | None, unroll: bool):
-    """(compiled n-step update as a no-argument callable, config, devices used)."""
+    """(compiled n-step update as a no-argument callable, config, devices used); n_devices
+    None: as many as the training app would use."""
     cfg = compose(overrides)
+    n_devices = n_devices or cpu_device_count(cfg.mesh, cfg.batch_size, jax.device_count())
     parallel = DataParallel.create(devices=jax.devices()[:n_devices])
     update, params, opt_state, _ = setup(cfg, parallel, unroll_layers=unroll)
     compiled = update.lower(params, opt_state, 0, n_steps).compile()
@@ -109,12 +112,12 @@ def timed(fn) -> float:
 
 
 def compare(name: str, repeats: int, steps: int | None = None) -> dict:
-    """This project's update on 1 device (the default) and on every device, and PyTorch,
-    alternated."""
+    """This project's update as the training app runs it (the default), the engine before
+    this version's defaults (1 device, no remat), and PyTorch, alternated."""
     overrides, default_steps = CASES[name]
     n_steps = steps or default_steps
-    one, cfg, _ = jax_side(overrides, n_steps, 1, unroll=False)
-    every, _, n_devices = jax_side(overrides, n_steps, None, unroll=False)
+    every, cfg, n_devices = jax_side(overrides, n_steps, None, unroll=False)
+    one, _, _ = jax_side([*overrides, "model.remat=none"], n_steps, 1, unroll=False)
     m, t = cfg.model, cfg.task
     ref = TorchGPT(t.d, t.n_points, m.n_layer, m.d_model, m.n_head, cfg.optim.lr or 1e-4)
     ref.run(cfg.batch_size, 2)  # warm-up: allocator, first-call dispatch
@@ -133,15 +136,15 @@ def compare(name: str, repeats: int, steps: int | None = None) -> dict:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| config | shape | JAX tokens | JAX steps/s: 1 device (default) / all devices "
-             "| PyTorch steps/s (interleaved) | ratio: 1 / all devices | steps per timing |",
-             "|" + " --- |" * 7]
+    lines = ["| config | shape | JAX tokens | JAX steps/s: default (CPU devices) / before "
+             "(1 device, no remat) | PyTorch steps/s (interleaved) | ratio: default / before "
+             "| steps per timing |", "|" + " --- |" * 7]
     for r in rows:
         shape = (f"d={r['d']}, {r['points']} points, {r['layers']} × {r['width']}, "
                  f"{r['heads']} heads, batch {r['batch']}")
-        lines.append(f"| {r['config']} | {shape} | {r['encoding']} | {r['one']:.3g} / "
-                     f"{r['every']:.3g} ({r['devices']}) | {r['torch']:.3g} | {r['ratio']:.2f}× / "
-                     f"{r['ratio_every']:.2f}× | {r['steps']} |")
+        lines.append(f"| {r['config']} | {shape} | {r['encoding']} | {r['every']:.3g} "
+                     f"({r['devices']}) / {r['one']:.3g} | {r['torch']:.3g} | "
+                     f"**{r['ratio_every']:.2f}×** / {r['ratio']:.2f}× | {r['steps']} |")
     return "\n".join(lines)
 
 

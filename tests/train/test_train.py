@@ -15,8 +15,12 @@ from conftest import CONF_DIR, ROOT, compose, tiny_config
 from icl_regression import load_run
 from icl_regression.config import ConfigError, OptimConfig, to_dataclass
 from icl_regression.storage import read_jsonl as read_metrics
-from icl_regression.train.loop import (NonFiniteLossError, check_resumable, curriculum_at,
-                                       train_and_evaluate)
+from icl_regression.train.loop import (
+    NonFiniteLossError,
+    check_resumable,
+    curriculum_at,
+    train_and_evaluate,
+)
 
 PRESETS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 
