@@ -5,6 +5,9 @@ Same shapes; `jax.profiler` trace of the update, `torch.profiler` of the referen
     python benchmarks/profile_step.py                  # small (interleaved)
     python benchmarks/profile_step.py --case paper --steps 2
 
+The JAX update is profiled twice: with the engine defaults (one CPU device per core, remat of
+each block) and as the engine was before them (1 device, every residual saved).
+
 Times are summed over threads (XLA's CPU thunks; torch's CPU ops, self time), as shares.
 """
 
@@ -26,7 +29,8 @@ from vs_pytorch import CASES, TorchGPT, jax_side  # noqa: E402
 
 # XLA op names in the trace -> kind (first match wins).
 # A while loop's event spans its body's ops, so loops are left out (they hold no work).
-KINDS = [("loop", r"^while|^conditional|^call"), ("matmul", r"dot|gemm|matmul|xnn|ynn|onednn"),
+KINDS = [("loop", r"^while|^conditional|^call"), ("all-reduce (incl. waiting)", r"all-reduce"),
+         ("matmul", r"dot|gemm|matmul|xnn|ynn|onednn"),
          ("copy/transpose", r"copy|transpose"), ("reduce", r"reduce"),
          ("layer-loop slices/updates", r"dynamic|slice|concat|pad"),
          ("fusion (elementwise)", r"fusion"), ("rng", r"rng|threefry|random")]
@@ -79,10 +83,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--case", default="small", choices=list(CASES))
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--devices", type=int, default=1)
     args = parser.parse_args(argv)
-    call, cfg, _ = jax_side(CASES[args.case][0], args.steps, args.devices, unroll=False)
-    show(f"JAX {args.case} ({args.devices} device(s))", jax_breakdown(call))
+    overrides = CASES[args.case][0]
+    call, cfg, n_devices = jax_side(overrides, args.steps, None, unroll=False)
+    show(f"JAX {args.case}, default engine ({n_devices} CPU devices, remat dots)",
+         jax_breakdown(call))
+    call, _, _ = jax_side([*overrides, "model.remat=none"], args.steps, 1, unroll=False)
+    show(f"JAX {args.case}, engine before (1 device, no remat)", jax_breakdown(call))
     m, t = cfg.model, cfg.task
     ref = TorchGPT(t.d, t.n_points, m.n_layer, m.d_model, m.n_head, 1e-4)
     ref.run(cfg.batch_size, 2)

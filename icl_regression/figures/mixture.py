@@ -81,7 +81,9 @@ def plot_components(data: Mapping, ridge_prefix: str = "ridge(") -> Figure:
     colours = distinct_colours(names)
     for ax, (label, comp) in zip(axes, comps.items(), strict=True):
         _panel(ax, ks, comp["error"], names, colours)
-        ax.set(yscale="log", title=f"{label} ({comp['n_prompts']} prompts)", xlabel=K_LABEL)
+        # Floored as the family figure is: an exact oracle's 1e-14 would flatten the rest.
+        ax.set(yscale="log", ylim=(max(ERROR_FLOOR, 1e-3), 10),
+               title=f"{label} ({comp['n_prompts']} prompts)", xlabel=K_LABEL)
     axes[0].set_ylabel("squared error / component's zero pred.")
     axes[0].legend(loc="upper right", fontsize=6)
     fig.suptitle("Algorithm selection: error per mixture component")
