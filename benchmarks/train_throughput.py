@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import sys
 import time
@@ -38,7 +39,7 @@ from icl_regression.config import TrainConfig, validate_devices
 from icl_regression.data import tokens
 from icl_regression.models import build_model, count_params
 from icl_regression.train import loop
-from icl_regression.train.mesh import DataParallel
+from icl_regression.train.mesh import DataParallel, split_host_cpu
 
 CASES = {
     "quickstart": ["experiment=quickstart"],
@@ -114,7 +115,7 @@ def xla_flops(cfg: TrainConfig, parallel: DataParallel) -> float:
 
 def benchmark(label: str, overrides: list[str], cfg: TrainConfig, steps_per_call: int | None,
               repeats: int, peak_s: float = 1.0) -> dict:
-    parallel = DataParallel.create(cfg.mesh)
+    parallel = DataParallel.create(cfg.mesh, batch_size=cfg.batch_size)
     validate_devices(cfg, parallel.n_devices)
     platform = jax.devices()[0].platform
     flops_xla, flops_analytic = xla_flops(cfg, parallel), analytic_flops(cfg)
@@ -210,6 +211,9 @@ def main(argv: list[str] | None = None) -> None:
             fail(f"{flag}={value} is not allowed; must be >= 1")
     cases = crossed(cases, args.dtypes, args.batch_sizes)
     configs = {label: compose_train_or_fail(overrides) for label, overrides in cases.items()}
+    # As the training app does: on a CPU, one data-parallel device per core (before JAX starts).
+    first = next(iter(configs.values()))
+    split_host_cpu(first.mesh, math.gcd(*(cfg.batch_size for cfg in configs.values())))
     rows = []
     for label, overrides in cases.items():
         print(f"[bench] {label}: {' '.join(overrides)}", file=sys.stderr, flush=True)
