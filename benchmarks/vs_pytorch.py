@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import os
 
+from icl_regression.train.mesh import DataParallel, cpu_device_count, host_cores
+
 # One fake CPU device per core, as the training app splits the host (mesh.cpu_devices=0), so
 # that the default engine and the engine before that split (1 device, no remat) run in one
 # process; OpenMP threads sleep instead of spinning when they wait, or on a shared machine
 # PyTorch's 2-thread step collapses (measured here: 0.14-0.28 steps/s against 4-6 with this).
-# Both are set before JAX or torch is imported; the environment wins.
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count="
-                      f"{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else 1}")
+# Both are set before JAX starts its backends and before torch is imported; the environment
+# wins.
+os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={host_cores()}")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
@@ -37,7 +39,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_throughput import setup  # noqa: E402
 
 from icl_regression.cli import compose_train_or_fail as compose  # noqa: E402
-from icl_regression.train.mesh import DataParallel, cpu_device_count  # noqa: E402
 
 # name -> (Hydra overrides of the JAX side, steps per timed call)
 CASES = {
@@ -45,10 +46,6 @@ CASES = {
     "paper": (["experiment=garg_linear"], 2),
     "quickstart": (["experiment=quickstart"], 40),
 }
-
-
-def cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 class TorchGPT:
@@ -156,12 +153,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per side (best kept)")
     parser.add_argument("--steps", type=int, help="steps per timed call (default per case)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(cores())  # XLA's CPU thread pool has one thread per schedulable core
+    torch.set_num_threads(host_cores())  # XLA's CPU thread pool has one thread per schedulable core
     load = os.getloadavg()[0]
     rows = [compare(name, args.repeats, args.steps) for name in args.cases]
     print(f"threads: PyTorch {torch.get_num_threads()} (torch {torch.__version__}, attention "
           f"{rows[0]['attention']}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}), "
-          f"XLA CPU pool {cores()} shared by the JAX devices (jax {jax.__version__}); "
+          f"XLA CPU pool {host_cores()} shared by the JAX devices (jax {jax.__version__}); "
           f"XLA_FLAGS={os.environ.get('XLA_FLAGS')!r}; "
           f"load {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
     print(markdown(rows))

@@ -70,7 +70,7 @@ def cpu_device_count(cfg: MeshConfig, batch_size: int, available: int | None = N
     count that divides the batch."""
     n = cfg.cpu_devices or host_cores()
     n = min(n, available) if available else n
-    return max(count for count in range(1, max(n, 1) + 1) if batch_size % count == 0)
+    return max(count for count in range(1, n + 1) if batch_size % count == 0)
 
 
 def split_host_cpu(cfg: MeshConfig, batch_size: int) -> None:
