@@ -9,6 +9,7 @@ one chunker that evaluation, probes, experiments and the LSA analysis call.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jax.tree_util import Partial
 
 from icl_regression.config import TrainConfig
@@ -61,14 +63,41 @@ def chunked(fn: Callable, arrays: Sequence, chunk: int, axis: int = 0, host: boo
     stays a JAX array (and differentiable)."""
     total = arrays[0].shape[0]
     size = max(min(chunk, total), 1)
+    fn, sharding, size = _spread(fn, arrays, size)
     outs = []
     for start in range(0, total, size):
         part = [a[start:start + size] for a in arrays]
         short = size - part[0].shape[0]
         part = [jnp.pad(a, [(0, short)] + [(0, 0)] * (a.ndim - 1)) for a in part]
+        if sharding is not None:
+            part = [jax.device_put(a, sharding) for a in part]
         out = jax.lax.slice_in_dim(fn(*part), 0, size - short, axis=axis)
-        outs.append(np.asarray(out) if host else out)
-    return np.concatenate(outs, axis) if host else jnp.concatenate(outs, axis)
+        outs.append(np.asarray(out) if host or sharding is not None else out)
+    if host:
+        return np.concatenate(outs, axis)
+    # Spread chunks come back through NumPy: an uncommitted array mixes with any other.
+    return jnp.asarray(np.concatenate(outs, axis)) if sharding is not None else jnp.concatenate(
+        outs, axis)
+
+
+def _spread(fn: Callable, arrays: Sequence, size: int):
+    """(fn, sharding of a chunk, chunk size): where this process holds several CPU devices
+    (the apps split the host, one device per core), each chunk's prompts are split over them
+    (the chunk rounded down to a multiple of the device count) and the arrays `fn` carries (a
+    `functools.partial` or `Partial` over the parameters) are replicated, so inference runs
+    side by side as training does. Else (fn, None, size): one device, an accelerator, several
+    processes, traced inputs, a plain function or a chunk smaller than the device count."""
+    devices = jax.local_devices()
+    if (len(devices) < 2 or devices[0].platform != "cpu" or jax.process_count() > 1
+            or size < len(devices) or not isinstance(fn, functools.partial)
+            or any(isinstance(a, jax.core.Tracer) for a in arrays)):
+        return fn, None, size
+    mesh = Mesh(np.asarray(devices), ("batch",))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    copy = lambda tree: jax.tree.map(
+        lambda a: jax.device_put(a, replicated) if isinstance(a, jax.Array) else a, tree)
+    fn = type(fn)(fn.func, *copy(fn.args), **copy(fn.keywords))
+    return fn, NamedSharding(mesh, PartitionSpec("batch")), size - size % len(devices)
 
 
 @dataclasses.dataclass

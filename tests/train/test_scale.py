@@ -18,10 +18,12 @@ import pytest
 import yaml
 from conftest import CONF_DIR, ROOT, tiny_config
 from flax import nnx
+from jax.tree_util import Partial
 
 from icl_regression.config import ConfigError, MeshConfig, ModelConfig, validate_devices
 from icl_regression.data import tasks
 from icl_regression.models import build_model
+from icl_regression.run import Run, _spread, chunked, forward
 from icl_regression.storage import read_jsonl as read_metrics
 from icl_regression.train import loop
 from icl_regression.train.mesh import DataParallel, initialize_distributed
@@ -102,6 +104,39 @@ def two_device_checks():
 
 def test_two_devices_match_one_device_and_shard_the_batch():
     run_in_subprocess("two_device_checks")
+
+
+def two_device_inference_checks():
+    """The one chunker splits each chunk's prompts over a split CPU host's devices."""
+    assert jax.device_count() == 2
+    model = build_model(SMALL.model, SMALL.task, SMALL.seed)
+    committed = jax.device_put(nnx.state(model), jax.devices()[0])  # as a restored run's are
+    nnx.update(model, committed)
+    run = Run(Path("unused"), SMALL, model, step=0)
+    xs, ys, _ = tasks.sample_prompts(jax.random.key(1), SMALL.task, 10, SMALL.seed)
+    spread_fn, sharding, size = _spread(Partial(forward, run.function()), (xs, ys), 4)
+    assert sharding is not None and sharding.num_devices == 2 and size == 4
+    assert _spread(Partial(forward, run.function()), (xs, ys), 5)[2] == 4  # rounded down
+    assert all(a.sharding.is_fully_replicated and len(a.sharding.device_set) == 2
+               for a in jax.tree.leaves(spread_fn))  # parameters copied to both devices
+    part = jax.device_put(xs[:4], sharding)
+    assert [s.data.shape for s in part.addressable_shards] == [(2, 6, 3), (2, 6, 3)]
+    # Same predictions as one device computing each prompt alone (chunks of 4, 4, 2 + pad;
+    # chunk 5 is rounded down to 4).
+    one_by_one = np.concatenate([np.asarray(model(xs[i:i + 1], ys[i:i + 1])) for i in range(10)])
+    for chunk in (4, 5):
+        spread = chunked(Partial(forward, run.function()), (xs, ys), chunk)
+        np.testing.assert_allclose(np.asarray(spread), one_by_one, rtol=1e-5, atol=1e-6)
+    # A chunk of one prompt, plain functions and traced inputs stay on one device, and the
+    # chunker stays differentiable.
+    assert _spread(Partial(forward, run.function()), (xs, ys), 1)[1] is None
+    assert _spread(lambda xs, ys: xs, (xs, ys), 4)[1] is None
+    grad = jax.grad(lambda xs: chunked(Partial(forward, run.function()), (xs, ys), 4).sum())(xs)
+    assert grad.shape == xs.shape and np.isfinite(np.asarray(grad)).all()
+
+
+def test_inference_is_split_over_the_cpu_devices():
+    run_in_subprocess("two_device_inference_checks")
 
 
 # --- only process 0 writes; every process checkpoints ---------------------------------------
