@@ -102,8 +102,13 @@ def two_device_checks():
         raise AssertionError("batch_size=7 on 2 devices was accepted")
 
 
-def test_two_devices_match_one_device_and_shard_the_batch():
-    run_in_subprocess("two_device_checks")
+def two_device_training_and_inference_checks():  # one subprocess: JAX starts once
+    two_device_checks()
+    two_device_inference_checks()
+
+
+def test_two_devices_match_one_device_and_split_training_and_inference():
+    run_in_subprocess("two_device_training_and_inference_checks")
 
 
 def two_device_inference_checks():
@@ -133,10 +138,6 @@ def two_device_inference_checks():
     assert _spread(lambda xs, ys: xs, (xs, ys), 4)[1] is None
     grad = jax.grad(lambda xs: chunked(Partial(forward, run.function()), (xs, ys), 4).sum())(xs)
     assert grad.shape == xs.shape and np.isfinite(np.asarray(grad)).all()
-
-
-def test_inference_is_split_over_the_cpu_devices():
-    run_in_subprocess("two_device_inference_checks")
 
 
 # --- only process 0 writes; every process checkpoints ---------------------------------------
