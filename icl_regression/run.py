@@ -82,7 +82,8 @@ def chunked(fn: Callable, arrays: Sequence, chunk: int, axis: int = 0, host: boo
 
 def _spread(fn: Callable, arrays: Sequence, size: int):
     """(fn, sharding of a chunk, chunk size): where this process holds several CPU devices
-    (the apps split the host, one device per core), each chunk's prompts are split over them
+    (the training app splits the host, one device per core, and the demo evaluates, probes and
+    draws in that process), each chunk's prompts are split over them
     (the chunk rounded down to a multiple of the device count) and the arrays `fn` carries (a
     `functools.partial` or `Partial` over the parameters) are replicated, so inference runs
     side by side as training does. Else (fn, None, size): one device, an accelerator, several
