@@ -102,15 +102,6 @@ def two_device_checks():
         raise AssertionError("batch_size=7 on 2 devices was accepted")
 
 
-def two_device_training_and_inference_checks():  # one subprocess: JAX starts once
-    two_device_checks()
-    two_device_inference_checks()
-
-
-def test_two_devices_match_one_device_and_split_training_and_inference():
-    run_in_subprocess("two_device_training_and_inference_checks")
-
-
 def two_device_inference_checks():
     """The one chunker splits each chunk's prompts over a split CPU host's devices."""
     assert jax.device_count() == 2
@@ -138,6 +129,15 @@ def two_device_inference_checks():
     assert _spread(lambda xs, ys: xs, (xs, ys), 4)[1] is None
     grad = jax.grad(lambda xs: chunked(Partial(forward, run.function()), (xs, ys), 4).sum())(xs)
     assert grad.shape == xs.shape and np.isfinite(np.asarray(grad)).all()
+
+
+def two_device_training_and_inference_checks():  # one subprocess: JAX starts once
+    two_device_checks()
+    two_device_inference_checks()
+
+
+def test_two_devices_match_one_device_and_split_training_and_inference():
+    run_in_subprocess("two_device_training_and_inference_checks")
 
 
 # --- only process 0 writes; every process checkpoints ---------------------------------------
