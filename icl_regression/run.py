@@ -170,7 +170,13 @@ def load_run(run_dir: str | Path, step: int | None = None) -> Run:
 
     run_dir = Path(run_dir)
     cfg = load_config(run_dir)
-    graphdef, params = nnx.split(build_model(cfg.model, cfg.task, cfg.seed))
+    # Shapes only (no initialisation: eager init compiled one sampler per shape, ~4 s), placed
+    # where a freshly built model's arrays would be, so restore returns JAX arrays there.
+    graphdef, shapes = nnx.split(nnx.eval_shape(lambda: build_model(cfg.model, cfg.task,
+                                                                   cfg.seed)))
+    place = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    params = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=place),
+                          shapes)
     directory = run_dir / "checkpoints"
     found, restored = (step, restore_params(directory, params, step)) if step is not None else (
         restore_newest(directory, lambda s: restore_params(directory, params, s)) or (None, None))

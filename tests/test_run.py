@@ -49,6 +49,8 @@ def test_load_run_restores_parameters_only(tmp_path):
     for got, want in zip(jax.tree.leaves(nnx.split(run.model)[1]), jax.tree.leaves(params),
                          strict=True):
         np.testing.assert_array_equal(got, want)
+        # restored into shapes alone (no init): still JAX arrays where a built model puts them
+        assert isinstance(got, jax.Array) and got.devices() == {jax.devices()[0]}
     xs, ys, _ = run.sample(jax.random.key(0), 5)
     np.testing.assert_allclose(run.predict(xs, ys), trained(xs, ys), rtol=1e-6, atol=1e-6)
     run.predict_batch = 2  # 2 + 2 + 1 (padded): same numbers
