@@ -37,7 +37,7 @@ def variant(cfg, n_devices: int, loop: str, n_steps: int):
     update, params, opt_state, _ = setup(cfg, parallel, unroll_layers=loop == "unrolled scan",
                                          layer_loop="python" if loop == "python" else "scan")
     start = time.perf_counter()
-    compiled = update.lower(params, opt_state, 0, n_steps).compile()
+    compiled = update.lower(params, opt_state, 0, n_steps, cfg.task.n_points).compile()
     compile_s = time.perf_counter() - start
     call = lambda: jax.block_until_ready(compiled(params, opt_state, 0))
     call()  # warm-up

@@ -107,7 +107,8 @@ def setup(cfg: TrainConfig, parallel: DataParallel, unroll_layers: bool,
 def xla_flops(cfg: TrainConfig, parallel: DataParallel) -> float:
     """FLOPs of one optimizer step (all devices) from XLA's cost analysis."""
     update, params, opt_state, _ = setup(cfg, parallel, unroll_layers=True)
-    cost = update.lower(params, opt_state, 0, 1).compile().cost_analysis()
+    lowered = update.lower(params, opt_state, 0, 1, cfg.task.n_points)
+    cost = lowered.compile().cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     # The analysis is of the per-device program after partitioning.
     return float(cost["flops"]) * parallel.n_devices
@@ -126,7 +127,8 @@ def benchmark(label: str, overrides: list[str], cfg: TrainConfig, steps_per_call
         steps_per_call = int(min(cfg.log_every, max(2, round(2.0 / guess_s))))
 
     wall, cpu = time.perf_counter(), time.process_time()
-    compiled = update.lower(params, opt_state, 0, steps_per_call).compile()
+    compiled = update.lower(params, opt_state, 0, steps_per_call,
+                            cfg.task.n_points).compile()
     compile_s, compile_cpu_s = time.perf_counter() - wall, time.process_time() - cpu
     jax.block_until_ready(compiled(params, opt_state, 0))  # warm-up
     peak = matmul_peak(dtype, platform, peak_s)

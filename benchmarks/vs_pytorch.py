@@ -96,7 +96,7 @@ def jax_side(overrides: list[str], n_steps: int, n_devices: int | None, unroll: 
     n_devices = n_devices or cpu_device_count(cfg.mesh, cfg.batch_size, jax.device_count())
     parallel = DataParallel.create(devices=jax.devices()[:n_devices])
     update, params, opt_state, _ = setup(cfg, parallel, unroll_layers=unroll)
-    compiled = update.lower(params, opt_state, 0, n_steps).compile()
+    compiled = update.lower(params, opt_state, 0, n_steps, cfg.task.n_points).compile()
     call = lambda: jax.block_until_ready(compiled(params, opt_state, 0))
     call()  # warm-up
     return call, cfg, parallel.n_devices

@@ -133,6 +133,9 @@ class CurriculumConfig:
     points_end: int = 0  # 0 = task.n_points
     points_inc: int = 2
     points_interval: int = 2000
+    # Compile each points stage at its own prompt length instead of masking: early stages then
+    # cost less per step (one compilation per stage). The data stream differs from masking.
+    staged_shapes: bool = False
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,25 @@ def curriculum_at(cfg: TrainConfig, step):
     return dims, points
 
 
+def stage_end(cfg: TrainConfig, step: int) -> int:
+    """The first step after `step` whose prompt length differs from `step`'s under
+    `curriculum.staged_shapes`, or `cfg.steps`: a chunk must not cross it (one shape each)."""
+    c = cfg.curriculum
+    if not (c.enabled and c.staged_shapes):
+        return cfg.steps
+    points = int(curriculum_at(cfg, step)[1])
+    boundary = (step // c.points_interval + 1) * c.points_interval
+    if points >= (c.points_end or cfg.task.n_points) or c.points_inc == 0:
+        return cfg.steps
+    return min(boundary, cfg.steps)
+
+
+def chunk_points(cfg: TrainConfig, step: int) -> int:
+    """The prompt length a chunk starting at `step` is compiled for."""
+    c = cfg.curriculum
+    return int(curriculum_at(cfg, step)[1]) if c.enabled and c.staged_shapes else cfg.task.n_points
+
+
 def masked_mse(preds, ys, points, last_only: bool = False):
     """Squared error over the active positions (or only the last active one), and the same
     normalised by the zero predictor's error on this batch (so 1 is trivial)."""
@@ -77,24 +96,27 @@ def masked_mse(preds, ys, points, last_only: bool = False):
     return loss, loss / jnp.maximum((jnp.square(ys) * mask).sum() / count, 1e-12)
 
 
-def sharded_batch(cfg: TrainConfig, step, dims, parallel: DataParallel):
-    """Inside jit: the training batch of `step`, its batch axis split over the devices."""
-    xs, ys, _ = tasks.train_batch(cfg.seed, step, cfg.task, cfg.batch_size, dims)
+def sharded_batch(cfg: TrainConfig, step, dims, parallel: DataParallel, n_points: int):
+    """Inside jit: the training batch of `step` with `n_points` points, its batch axis split
+    over the devices."""
+    task = cfg.task if n_points == cfg.task.n_points else dataclasses.replace(
+        cfg.task, n_points=n_points)
+    xs, ys, _ = tasks.train_batch(cfg.seed, step, task, cfg.batch_size, dims)
     return parallel.shard_batch(xs), parallel.shard_batch(ys)  # (B, n, d), (B, n)
 
 
 def make_update(cfg: TrainConfig, graphdef, tx, schedule, parallel: DataParallel):
-    """Pure update over `n_steps` steps: (params, opt_state, start) -> (params, opt_state,
-    per-step metrics dict of (n_steps,) arrays)."""
+    """Pure update over `n_steps` steps of `n_points`-point prompts: (params, opt_state,
+    start) -> (params, opt_state, per-step metrics dict of (n_steps,) arrays)."""
 
     def loss_fn(params, xs, ys, points):
         preds = nnx.merge(graphdef, params)(xs, ys)  # (B, n)
         return masked_mse(preds, ys, points, cfg.loss_positions == "last")
 
-    def one_step(carry, step):
+    def one_step(carry, step, n_points: int):
         params, opt_state = carry
         dims, points = curriculum_at(cfg, step)
-        xs, ys = sharded_batch(cfg, step, dims, parallel)
+        xs, ys = sharded_batch(cfg, step, dims, parallel, n_points)
         (loss, loss_norm), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             params, xs, ys, points)
         updates, opt_state = tx.update(grads, opt_state, params)
@@ -104,12 +126,13 @@ def make_update(cfg: TrainConfig, graphdef, tx, schedule, parallel: DataParallel
                    "curriculum_dims": jnp.asarray(dims), "curriculum_points": jnp.asarray(points)}
         return (params, opt_state), metrics
 
-    def update(params, opt_state, start, n_steps: int):
+    def update(params, opt_state, start, n_steps: int, n_points: int):
         steps = start + jnp.arange(n_steps)
-        (params, opt_state), metrics = jax.lax.scan(one_step, (params, opt_state), steps)
+        (params, opt_state), metrics = jax.lax.scan(
+            lambda carry, step: one_step(carry, step, n_points), (params, opt_state), steps)
         return params, opt_state, metrics
 
-    return jax.jit(update, static_argnums=3)
+    return jax.jit(update, static_argnums=(3, 4))
 
 
 def _config_dict(cfg: TrainConfig) -> dict:
@@ -152,7 +175,7 @@ class _Session:
     ckpt: Checkpointer
     n_params: int = 0
     update: Any = None
-    compiled: dict = dataclasses.field(default_factory=dict)  # n_steps -> compiled update
+    compiled: dict = dataclasses.field(default_factory=dict)  # (n_steps, n_points) -> update
     compile_s: float = 0.0
     train_s: float = 0.0
 
@@ -214,7 +237,8 @@ def _train(s: _Session, params, opt_state, step: int, stop: StopSignals) -> int:
     bar = progress_bar(cfg.steps, step, cfg.progress and s.writer_process)
     try:
         while step < cfg.steps:
-            n_steps = min(cfg.log_every, cfg.steps - step)
+            # Chunks end on the log_every grid, and before a staged curriculum's next shape.
+            n_steps = min(cfg.log_every - step % cfg.log_every, stage_end(cfg, step) - step)
             new_params, new_opt_state, metrics, dt = _run_chunk(s, params, opt_state, step,
                                                                 n_steps)
             _stop_if_not_finite(s, metrics, step, params, opt_state)
@@ -240,13 +264,14 @@ def _train(s: _Session, params, opt_state, step: int, stop: StopSignals) -> int:
 
 
 def _run_chunk(s: _Session, params, opt_state, step: int, n_steps: int):
-    """One jitted call of `n_steps` steps (compiled once per chunk length)."""
-    if n_steps not in s.compiled:
+    """One jitted call of `n_steps` steps (compiled once per chunk length and prompt length)."""
+    shape = (n_steps, chunk_points(s.cfg, step))
+    if shape not in s.compiled:
         t0 = time.perf_counter()
-        s.compiled[n_steps] = s.update.lower(params, opt_state, step, n_steps).compile()
+        s.compiled[shape] = s.update.lower(params, opt_state, step, *shape).compile()
         s.compile_s += time.perf_counter() - t0
     t0 = time.perf_counter()
-    new_params, new_opt_state, metrics = s.compiled[n_steps](params, opt_state, step)
+    new_params, new_opt_state, metrics = s.compiled[shape](params, opt_state, step)
     metrics = jax.device_get(metrics)  # blocks until the chunk is done
     dt = time.perf_counter() - t0
     s.train_s += dt

@@ -41,7 +41,8 @@ def compiled_update(cfg, parallel: DataParallel, n_steps: int):
     params = parallel.replicate(params)
     opt_state = parallel.replicate(tx.init(params))
     update = loop.make_update(cfg, graphdef, tx, schedule, parallel)
-    return update.lower(params, opt_state, 0, n_steps).compile(), params, opt_state
+    compiled = update.lower(params, opt_state, 0, n_steps, cfg.task.n_points).compile()
+    return compiled, params, opt_state
 
 
 def run_in_subprocess(function: str, n_devices: int = 2, timeout: int = 300):
@@ -71,7 +72,8 @@ def two_device_checks():
         assert a.sharding.is_fully_replicated  # parameters stay replicated
 
     # The batch really is split: each device holds 4 of the 8 prompts ...
-    batch = jax.jit(lambda step: loop.sharded_batch(SMALL, step, SMALL.task.d, two))
+    batch = jax.jit(lambda step: loop.sharded_batch(SMALL, step, SMALL.task.d, two,
+                                                    SMALL.task.n_points))
     xs, ys = batch(3)
     assert xs.sharding.is_equivalent_to(two.batch_sharding, xs.ndim)
     assert [s.data.shape for s in xs.addressable_shards] == [(4, 6, 3), (4, 6, 3)]

@@ -13,12 +13,20 @@ import pytest
 from conftest import CONF_DIR, ROOT, compose, tiny_config
 
 from icl_regression import load_run
-from icl_regression.config import ConfigError, OptimConfig, to_dataclass
+from icl_regression.config import (
+    ConfigError,
+    CurriculumConfig,
+    OptimConfig,
+    TaskConfig,
+    to_dataclass,
+)
 from icl_regression.storage import read_jsonl as read_metrics
 from icl_regression.train.loop import (
     NonFiniteLossError,
     check_resumable,
     curriculum_at,
+    make_optimizer,
+    make_update,
     train_and_evaluate,
 )
 
@@ -143,6 +151,51 @@ def test_curriculum_schedule_and_masking():
     assert (int(dims), int(points)) == (7, 15)
     dims, points = curriculum_at(cfg, 10**6)
     assert (int(dims), int(points)) == (20, 41)
+
+
+# Points 3 (steps 0-5), 5 (6-11), 7 (12-): three prompt lengths, three compilations.
+STAGED = CurriculumConfig(enabled=True, dims_start=3, points_start=3, points_inc=2,
+                          points_interval=6, staged_shapes=True)
+
+
+def test_staged_curriculum_splits_chunks_at_each_stage_and_resumes_exactly(tmp_path):
+    cfg = tiny_config(task=TaskConfig(d=3, n_points=7), curriculum=STAGED, steps=16,
+                      log_every=4, ckpt_every=4)
+    train_and_evaluate(cfg, tmp_path / "straight")
+    records = read_metrics(tmp_path / "straight" / "metrics.jsonl")
+    # Chunks end on the log grid and at the stage change at step 6 (12 is on both).
+    assert [r["step"] for r in records] == [4, 6, 8, 12, 16]
+    assert [r["curriculum_points"] for r in records] == [3, 3, 5, 5, 7]
+    train_and_evaluate(dataclasses.replace(cfg, steps=10), tmp_path / "resumed")
+    train_and_evaluate(cfg, tmp_path / "resumed")  # from step 10, mid-stage
+    for a, b in zip(_params(tmp_path / "resumed"), _params(tmp_path / "straight"), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_staged_update_trains_on_prompts_of_the_stage_length():
+    """The loss of one staged step at 3 points is the model's MSE on the 3-point batch that
+    train_batch draws for that step, not a masked 7-point batch."""
+    from flax import nnx
+
+    from icl_regression.data.tasks import train_batch
+    from icl_regression.models import build_model
+    from icl_regression.train.mesh import DataParallel
+
+    cfg = tiny_config(task=TaskConfig(d=3, n_points=7), curriculum=STAGED)
+    model = build_model(cfg.model, cfg.task, cfg.seed)
+    graphdef, params = nnx.split(model)
+    tx, schedule = make_optimizer(cfg)
+    one_device = DataParallel.create(devices=jax.devices()[:1])
+    update = make_update(cfg, graphdef, tx, schedule, one_device)
+    _, _, metrics = update(params, tx.init(params), 2, 1, 3)
+    xs, ys, _ = train_batch(cfg.seed, 2, dataclasses.replace(cfg.task, n_points=3),
+                            cfg.batch_size)
+    assert xs.shape == (cfg.batch_size, 3, 3)
+    preds = np.asarray(model(xs, ys), np.float64)  # (B, 3)
+    expected = np.mean((preds - np.asarray(ys, np.float64)) ** 2)
+    np.testing.assert_allclose(float(metrics["loss"][0]), expected, rtol=1e-5)
+    _, _, masked = update(params, tx.init(params), 2, 1, 7)  # the same step, masked shapes
+    assert not np.isclose(float(masked["loss"][0]), expected, rtol=1e-3)
 
 
 def test_metrics_file_is_json_lines(tmp_path):
