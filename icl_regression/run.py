@@ -68,11 +68,18 @@ def chunked(fn: Callable, arrays: Sequence, chunk: int, axis: int = 0, host: boo
     for start in range(0, total, size):
         part = [a[start:start + size] for a in arrays]
         short = size - part[0].shape[0]
-        part = [jnp.pad(a, [(0, short)] + [(0, 0)] * (a.ndim - 1)) for a in part]
+        if short:  # the last chunk; NumPy for NumPy inputs (jnp.pad compiles per shape)
+            part = [(np if isinstance(a, np.ndarray) else jnp).pad(
+                a, [(0, short)] + [(0, 0)] * (a.ndim - 1)) for a in part]
         if sharding is not None:
             part = [jax.device_put(a, sharding) for a in part]
-        out = jax.lax.slice_in_dim(fn(*part), 0, size - short, axis=axis)
-        outs.append(np.asarray(out) if host or sharding is not None else out)
+        out = fn(*part)
+        if host or sharding is not None:
+            out = np.asarray(out)
+        if short:  # drop the padding (NumPy outputs: without compiling a slice)
+            out = (np.take(out, np.arange(size - short), axis) if isinstance(out, np.ndarray)
+                   else jax.lax.slice_in_dim(out, 0, size - short, axis=axis))
+        outs.append(out)
     if host:
         return np.concatenate(outs, axis)
     # Spread chunks come back through NumPy: an uncommitted array mixes with any other.

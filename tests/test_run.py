@@ -33,6 +33,13 @@ def test_chunker_pads_the_last_chunk_and_keeps_every_row():
     assert chunked(fn, (xs, ys), 100).shape == (7, 3) and shapes[-1] == (7, 3, 2)  # no padding
     host = chunked(lambda a, b: jnp.stack([a.sum(-1), b]), (xs, ys), 4, axis=1, host=True)
     assert isinstance(host, np.ndarray) and host.shape == (2, 7, 3)
+    expected = np.stack([np.asarray(xs).sum(-1), np.asarray(ys)])  # (2, 7, 3)
+    np.testing.assert_array_equal(host, expected)
+    # NumPy inputs are sliced and padded on the host; the rows and their order are the same.
+    from_numpy = chunked(lambda a, b: jnp.stack([a.sum(-1), b]), (np.asarray(xs),
+                                                                  np.asarray(ys)), 4, axis=1)
+    assert isinstance(from_numpy, jax.Array)
+    np.testing.assert_array_equal(from_numpy, expected)
 
 
 def test_load_run_restores_parameters_only(tmp_path):

@@ -78,7 +78,10 @@ def implicit_scores(result: dict, prompts, ctx: SettingContext) -> None:
                      max(ctx.cfg.chunk // d, 1))
     w_norm2 = float(np.mean(np.sum(np.asarray(prompts.ws[:count], np.float64) ** 2, axis=-1)))
     result["ilwd_r2"] = finite_or_none(r2)
-    for p, w_base in ctx.all_weights(xs, ys).items():  # (count, n, d) each
+    # The weights of all the setting's prompts, then the first `count`: the baselines are
+    # compiled for that shape already (their predictions), a `count`-prompt call compiles anew.
+    for p, w_all in ctx.all_weights(prompts.xs, prompts.ys).items():  # (B, n, d) each
+        w_base = np.asarray(w_all)[:count]  # (count, n, d)
         result["ilwd"][p] = finite_or_none(metrics.ilwd_curve(w_hat, w_base, w_norm2))
         result["sensitivity_cos"][p] = finite_or_none(metrics.cosine_curve(grads, w_base))
 
