@@ -34,14 +34,16 @@ class _Merged:
     equal, so every run and checkpoint of one architecture shares one compilation."""
 
     graphdef: object
-    outputs: str = "preds"  # "preds" (B, n) | "intermediates" (dict) | "residuals"
+    outputs: str = "preds"  # "preds" (B, n) | "intermediates" (dict) | "residuals" | "queries"
     layers: tuple[int, ...] = ()  # residuals only: which layers (0 = after the embedding)
     n_tokens: int = 0  # residuals only: tokens 0..n_tokens-1
 
-    def __call__(self, params, xs, ys):
+    def __call__(self, params, xs, ys, *queries):
         model = nnx.merge(self.graphdef, params)
         if self.outputs == "preds":
             return model(xs, ys)  # (B, n)
+        if self.outputs == "queries":  # queries (B, n, m, d) -> (B, n, m)
+            return model.predict_queries(xs, ys, *queries)
         captured = model.intermediates(xs, ys)
         if self.outputs == "intermediates":
             return captured
@@ -125,6 +127,16 @@ class Run:
         Partial: pass it into jitted code, differentiate through it)."""
         graphdef, params = self._split
         return Partial(_Merged(graphdef, outputs, **options), params)
+
+    def query_function(self) -> Partial | None:
+        """`(xs, ys, queries (B, n, m, d)) -> (B, n, m)`: predictions at each point i with x_i
+        replaced by each query (context: the pairs before i), for models with a one-pass
+        `predict_queries` (the GPT); None for the others (the evaluation then runs a forward
+        per point)."""
+        if not hasattr(self.model, "predict_queries"):
+            return None
+        graphdef, params = self._split
+        return Partial(_Merged(graphdef, "queries"), params)
 
     def predict(self, xs: jax.Array, ys: jax.Array) -> jax.Array:
         """xs (B, n, d), ys (B, n) -> preds (B, n); the signature every baseline shares."""

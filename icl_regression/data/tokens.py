@@ -36,6 +36,11 @@ def y_positions(encoding: str, n_points: int) -> np.ndarray | None:
     return np.arange(n_points) * 2 + 1 if encoding == "interleaved" else None
 
 
+def x_columns(encoding: str, d: int) -> slice:
+    """Where x_i sits in the token it is read at (`x_positions`): the query's columns."""
+    return slice(0, d) if encoding == "interleaved" else slice(d + 1, 2 * d + 1)
+
+
 def encode(xs: jnp.ndarray, ys: jnp.ndarray, encoding: str) -> jnp.ndarray:
     """xs (B, n, d), ys (B, n) -> tokens (B, T, F)."""
     batch, n_points, d = xs.shape

@@ -115,12 +115,15 @@ def _predictor_funcs(task, seed, cfg, family, gd_eta):
     return suite, funcs, weight_funcs, expensive
 
 
-def evaluate_predictors(task: TaskConfig, seed: int, cfg: EvalConfig, model=None) -> dict:
+def evaluate_predictors(task: TaskConfig, seed: int, cfg: EvalConfig, model=None,
+                        query_model=None) -> dict:
     """The whole evaluation of `model(xs, ys) -> preds` (or of the baselines only: None).
 
     `model` is a pure JAX function; a `jax.tree_util.Partial` carrying the parameters keeps
-    them as jit arguments instead of baked-in constants. The task's family picks the baselines,
-    the settings that apply (OOD shifts need y = w·x + noise), accuracy and per-component scores.
+    them as jit arguments instead of baked-in constants. `query_model` (`Run.query_function`),
+    where given, computes the implicit fit's query predictions in one pass. The task's family
+    picks the baselines, the settings that apply (OOD shifts need y = w·x + noise), accuracy
+    and per-component scores.
     """
     check_config(cfg, task)
     family = family_of(task)
@@ -162,7 +165,7 @@ def evaluate_predictors(task: TaskConfig, seed: int, cfg: EvalConfig, model=None
            "settings": {}}
     ctx = SettingContext(task, family, cfg, model, predict_all,
                    lambda xs, ys: {name: f(xs, ys) for name, f in weight_funcs.items()},
-                   queries, np.asarray(component))
+                   queries, np.asarray(component), query_model)
     base = shifts.Prompts(np.asarray(xs), np.asarray(ys), None if ws is None else np.asarray(ws))
     settings = [name for name in cfg.settings if name not in skipped]
     bar = tqdm(settings, desc="evaluate", disable=not cfg.progress, file=sys.stderr)
@@ -190,7 +193,8 @@ def evaluate_run(run, cfg: EvalConfig | None = None, **overrides) -> dict:
     seed = run.config.seed if cfg.seed < 0 else cfg.seed
     model = run.function()  # the parameters stay jit arguments
     out = {"run_dir": str(run.run_dir), "step": int(run.step),
-           **evaluate_predictors(tasks.held_out_task(run.config.task), seed, cfg, model)}
+           **evaluate_predictors(tasks.held_out_task(run.config.task), seed, cfg, model,
+                                 run.query_function())}
     if run_dir is not None:
         write_eval_json(run_dir / "eval.json", out)
         write_attention(run)

@@ -29,6 +29,7 @@ class SettingContext(NamedTuple):
     all_weights: object  # (xs, ys) -> {name: (B, n, d)}
     queries: np.ndarray  # (count, m, d) fresh queries of the implicit fit
     component: np.ndarray  # (B,) each prompt's mixture component
+    query_model: object = None  # (xs, ys, queries (B, n, m, d)) -> (B, n, m), or None
 
 
 def evaluate_setting(name, prompts, ctx: SettingContext):
@@ -71,11 +72,17 @@ def implicit_scores(result: dict, prompts, ctx: SettingContext) -> None:
     xs, ys = prompts.xs[:count], prompts.ys[:count]
     # The model sees m (or d) copies of each prompt here: chunk so a call holds ~`chunk` prompts.
     m, d = queries.shape[1], queries.shape[2]
-    query_preds = chunked(functools.partial(_query_preds, model), (xs, ys, queries),
-                           max(ctx.cfg.chunk // m, 1))
+    if ctx.query_model is not None:  # one pass per prompt (`Run.query_function`)
+        query_preds = chunked(functools.partial(_one_pass_query_preds, ctx.query_model),
+                              (xs, ys, queries), max(ctx.cfg.chunk // m, 1))
+        grads = chunked(functools.partial(_one_pass_query_grads, ctx.query_model), (xs, ys),
+                        max(ctx.cfg.chunk // d, 1))
+    else:  # any predictor: one forward per point
+        query_preds = chunked(functools.partial(_query_preds, model), (xs, ys, queries),
+                              max(ctx.cfg.chunk // m, 1))
+        grads = chunked(functools.partial(_query_grads, model), (xs, ys),
+                        max(ctx.cfg.chunk // d, 1))
     w_hat, r2 = _implicit_weights(query_preds, jnp.asarray(queries))
-    grads = chunked(functools.partial(_query_grads, model), (xs, ys),
-                     max(ctx.cfg.chunk // d, 1))
     w_norm2 = float(np.mean(np.sum(np.asarray(prompts.ws[:count], np.float64) ** 2, axis=-1)))
     result["ilwd_r2"] = finite_or_none(r2)
     # The weights of all the setting's prompts, then the first `count`: the baselines are
@@ -84,6 +91,24 @@ def implicit_scores(result: dict, prompts, ctx: SettingContext) -> None:
         w_base = np.asarray(w_all)[:count]  # (count, n, d)
         result["ilwd"][p] = finite_or_none(metrics.ilwd_curve(w_hat, w_base, w_norm2))
         result["sensitivity_cos"][p] = finite_or_none(metrics.cosine_curve(grads, w_base))
+
+
+@jax.jit
+def _one_pass_query_preds(query_model, xs, ys, queries):
+    """metrics.query_predictions through a one-pass query model: (B, n, m)."""
+    n = xs.shape[1]
+    return query_model(xs, ys, jnp.broadcast_to(queries[:, None], (queries.shape[0], n)
+                                                + queries.shape[1:]))  # (B, n, m)
+
+
+@jax.jit
+def _one_pass_query_grads(query_model, xs, ys):
+    """metrics.query_gradients through a one-pass query model: ∂ŷ_i/∂x_i (B, n, d). Point i's
+    prediction depends on its own query only, so one JVP per coordinate serves every i."""
+    pred = lambda x: query_model(xs, ys, x[:, :, None, :])[..., 0]  # (B, n, d) -> (B, n)
+    tangents = jnp.eye(xs.shape[-1], dtype=xs.dtype)[:, None, None, :]  # (d, 1, 1, d)
+    jvp = lambda t: jax.jvp(pred, (xs,), (jnp.broadcast_to(t, xs.shape),))[1]
+    return jax.vmap(jvp, out_axes=-1)(tangents)  # (B, n, d)
 
 
 _query_preds = jax.jit(metrics.query_predictions)

@@ -15,6 +15,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from icl_regression.config import ModelConfig, TaskConfig
@@ -74,34 +75,68 @@ class GPT(nnx.Module):
         self.read_out = normal(1 / math.sqrt(width), width, 1)
         self.read_out_bias = const(0.0, 1)
 
+    def _heads(self, h: jax.Array, layer: dict):
+        """The first LayerNorm and the fused QKV projection: q, k, v (..., H, C) each."""
+        a = layer_norm(h, layer["ln1_scale"], layer["ln1_bias"])
+        qkv = a @ layer["w_qkv"] + layer["b_qkv"]  # (..., 3D)
+        head_dim = h.shape[-1] // self.n_head
+        return jnp.split(qkv.reshape(*h.shape[:-1], 3 * self.n_head, head_dim), 3, axis=-2)
+
+    def _mlp(self, h: jax.Array, layer: dict) -> jax.Array:
+        """The second half of a block, residual included: (..., D) -> (..., D)."""
+        m = layer_norm(h, layer["ln2_scale"], layer["ln2_bias"])
+        m = jax.nn.gelu(m @ layer["w_fc"] + layer["b_fc"])  # (..., 4D)
+        return h + m @ layer["w_proj"] + layer["b_proj"]
+
     def _block(self, h: jax.Array, layer: dict, with_attention: bool):
         """One pre-LN block. h (B, T, D) -> (B, T, D), attention (B, H, T, T) or None."""
         batch, seq, width = h.shape
-        head_dim = width // self.n_head
-        a = layer_norm(h, layer["ln1_scale"], layer["ln1_bias"])
-        qkv = a @ layer["w_qkv"] + layer["b_qkv"]  # (B, T, 3D)
-        q, k, v = jnp.split(qkv.reshape(batch, seq, 3 * self.n_head, head_dim), 3, axis=2)
-        logits = jnp.einsum("bqhc,bkhc->bhqk", q, k) / math.sqrt(head_dim)  # (B, H, T, T)
+        q, k, v = self._heads(h, layer)  # (B, T, H, C) each
+        logits = jnp.einsum("bqhc,bkhc->bhqk", q, k) / math.sqrt(q.shape[-1])  # (B, H, T, T)
         causal = jnp.tril(jnp.ones((seq, seq), bool))
         logits = jnp.where(causal, logits.astype(jnp.float32), -1e30)
         weights = jax.nn.softmax(logits, axis=-1).astype(h.dtype)  # (B, H, T, T)
         mixed = jnp.einsum("bhqk,bkhc->bqhc", weights, v).reshape(batch, seq, width)
         h = h + mixed @ layer["w_attn_out"] + layer["b_attn_out"]  # (B, T, D)
-        m = layer_norm(h, layer["ln2_scale"], layer["ln2_bias"])
-        m = jax.nn.gelu(m @ layer["w_fc"] + layer["b_fc"])  # (B, T, 4D)
-        h = h + m @ layer["w_proj"] + layer["b_proj"]  # (B, T, D)
-        return h, (weights if with_attention else None)
+        return self._mlp(h, layer), (weights if with_attention else None)
 
-    def _forward(self, xs: jax.Array, ys: jax.Array, capture: bool):
-        cast = lambda p: p[...].astype(self.dtype)
-        toks = tokens.encode(xs, ys, self.encoding).astype(self.dtype)  # (B, T, F)
-        seq = toks.shape[1]
-        h = toks @ cast(self.read_in) + cast(self.read_in_bias)  # (B, T, D)
-        if self.use_positions:
-            h = h + cast(self.pos)[:seq]
-        stacked = {name: cast(getattr(self, name)) for name in (
+    def _query_block(self, hq: jax.Array, k: jax.Array, v: jax.Array, at: np.ndarray,
+                     layer: dict) -> jax.Array:
+        """One block for query tokens hq (B, n, m, D): the one at point i attends to the real
+        tokens before its own (keys k, values v (B, T, H, C) of this layer) and to itself."""
+        qq, kq, vq = self._heads(hq, layer)  # (B, n, m, H, C) each
+        scale = math.sqrt(qq.shape[-1])
+        logits = jnp.einsum("bimhc,bthc->bimht", qq, k) / scale  # (B, n, m, H, T)
+        before = np.arange(k.shape[1])[None, :] < at[:, None]  # (n, T)
+        logits = jnp.where(before[None, :, None, None, :], logits.astype(jnp.float32), -1e30)
+        own = (jnp.sum(qq * kq, -1) / scale).astype(jnp.float32)[..., None]  # (B, n, m, H, 1)
+        weights = jax.nn.softmax(jnp.concatenate([logits, own], -1), -1).astype(hq.dtype)
+        mixed = jnp.einsum("bimht,bthc->bimhc", weights[..., :-1], v) + weights[..., -1:] * vq
+        hq = hq + mixed.reshape(hq.shape) @ layer["w_attn_out"] + layer["b_attn_out"]
+        return self._mlp(hq, layer)  # (B, n, m, D)
+
+    def _cast(self, name: str) -> jax.Array:
+        return getattr(self, name)[...].astype(self.dtype)
+
+    def _embed(self, toks: jax.Array, positions) -> jax.Array:
+        """Tokens (..., F) at token indices `positions` -> (..., D)."""
+        h = toks @ self._cast("read_in") + self._cast("read_in_bias")
+        return h + self._cast("pos")[positions] if self.use_positions else h
+
+    def _stacked(self) -> dict:
+        return {name: self._cast(name) for name in (
             "ln1_scale", "ln1_bias", "w_qkv", "b_qkv", "w_attn_out", "b_attn_out",
             "ln2_scale", "ln2_bias", "w_fc", "b_fc", "w_proj", "b_proj")}
+
+    def _read_out(self, h: jax.Array) -> jax.Array:
+        """Final LayerNorm and the scalar read-out: (..., D) -> (...)."""
+        out = layer_norm(h, self._cast("lnf_scale"), self._cast("lnf_bias"))
+        return (out @ self._cast("read_out") + self._cast("read_out_bias"))[..., 0]
+
+    def _forward(self, xs: jax.Array, ys: jax.Array, capture: bool):
+        toks = tokens.encode(xs, ys, self.encoding).astype(self.dtype)  # (B, T, F)
+        h = self._embed(toks, slice(0, toks.shape[1]))  # (B, T, D)
+        stacked = self._stacked()
 
         block = self._block
         if self.remat is not None:  # prevent_cse=False: inside a scan CSE cannot undo remat
@@ -121,8 +156,7 @@ class GPT(nnx.Module):
             per_layer = jax.tree.map(lambda *xs: jnp.stack(xs), *outs) if capture else None
         else:
             h, per_layer = jax.lax.scan(body, h, stacked, unroll=self.scan_unroll)
-        out = layer_norm(h, cast(self.lnf_scale), cast(self.lnf_bias))
-        token_preds = (out @ cast(self.read_out) + cast(self.read_out_bias))[..., 0]  # (B, T)
+        token_preds = self._read_out(h)  # (B, T)
         preds = token_preds[:, tokens.x_positions(self.encoding, xs.shape[1])]  # (B, n)
         if not capture:
             return preds.astype(jnp.float32), None
@@ -138,6 +172,29 @@ class GPT(nnx.Module):
         attention (L, B, H, T, T)."""
         preds, captured = self._forward(xs, ys, capture=True)
         return {"preds": preds, **captured}
+
+    def predict_queries(self, xs: jax.Array, ys: jax.Array, queries: jax.Array) -> jax.Array:
+        """preds[b, i, q]: the prediction at point i with x_i replaced by queries[b, i, q] and
+        the real pairs before i as context: (B, n, m) from queries (B, n, m, d). One pass over
+        the real prompt gives each layer's keys and values; each query is then one token
+        (causal attention: nothing after point i reaches it), not one forward per point."""
+        n, d = xs.shape[1], xs.shape[2]
+        toks = tokens.encode(xs, ys, self.encoding).astype(self.dtype)  # (B, T, F)
+        at = tokens.x_positions(self.encoding, n)  # (n,) the token of each point
+        m = queries.shape[2]
+        q_toks = jnp.broadcast_to(toks[:, at, None, :], (toks.shape[0], n, m, toks.shape[2]))
+        q_toks = q_toks.at[..., tokens.x_columns(self.encoding, d)].set(
+            queries.astype(self.dtype))  # (B, n, m, F)
+        h = self._embed(toks, slice(0, toks.shape[1]))  # (B, T, D)
+        hq = self._embed(q_toks, at[:, None])  # (B, n, m, D)
+
+        def body(carry, layer):
+            h, hq = carry
+            _, k, v = self._heads(h, layer)  # (B, T, H, C) each
+            return (self._block(h, layer, False)[0], self._query_block(hq, k, v, at, layer)), None
+
+        (_, hq), _ = jax.lax.scan(body, (h, hq), self._stacked())
+        return self._read_out(hq).astype(jnp.float32)  # (B, n, m)
 
     def x_positions(self, n_points: int):
         return tokens.x_positions(self.encoding, n_points)

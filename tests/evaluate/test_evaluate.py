@@ -11,7 +11,7 @@ import pytest
 from conftest import compose, tiny_config
 
 from icl_regression import baselines, load_run
-from icl_regression.config import TaskConfig
+from icl_regression.config import ModelConfig, TaskConfig
 from icl_regression.data import shifts
 from icl_regression.evaluate.eval_json import format_table, validate_eval_json, write_eval_json
 from icl_regression.evaluate.runner import (
@@ -68,6 +68,31 @@ def test_implicit_fit_and_query_gradients_of_a_nonlinear_predictor():
     assert np.allclose(preds, ref, atol=1e-5)
     _, r2 = metrics.implicit_weights(preds, queries)
     assert np.all(np.asarray(r2)[1:] < 0.9)
+
+
+@pytest.mark.parametrize("encoding", ["paired", "interleaved"])
+def test_one_pass_query_model_equals_a_forward_per_point(encoding, tmp_path):
+    """The GPT's cached one-pass query predictions and their JVP gradients equal the generic
+    path (a full forward per point with x_i replaced) for a trained model, both encodings."""
+    from icl_regression.evaluate import scoring
+
+    cfg = tiny_config(task=TaskConfig(d=3, n_points=7), steps=10,
+                      model=ModelConfig(n_layer=2, n_head=2, d_model=16, encoding=encoding))
+    train_and_evaluate(cfg, tmp_path)
+    run = load_run(tmp_path)
+    rng = np.random.default_rng(2)
+    xs = rng.standard_normal((6, 7, 3)).astype(np.float32)
+    ys = rng.standard_normal((6, 7)).astype(np.float32)
+    queries = rng.standard_normal((6, 6, 3)).astype(np.float32)
+    model, query_model = run.function(), run.query_function()
+    slow = np.asarray(metrics.query_predictions(model, xs, ys, queries), np.float64)
+    fast = np.asarray(scoring._one_pass_query_preds(query_model, xs, ys, queries), np.float64)
+    assert fast.shape == (6, 7, 6) and np.abs(slow).max() > 0.1
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-5)
+    slow_grads = np.asarray(metrics.query_gradients(model, xs, ys), np.float64)
+    fast_grads = np.asarray(scoring._one_pass_query_grads(query_model, xs, ys), np.float64)
+    assert fast_grads.shape == (6, 7, 3) and np.abs(slow_grads).max() > 1e-3
+    np.testing.assert_allclose(fast_grads, slow_grads, rtol=1e-4, atol=1e-5)
 
 
 def test_ood_settings_do_what_they_say():
