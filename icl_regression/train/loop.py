@@ -28,6 +28,7 @@ from icl_regression.config import ConfigError, TrainConfig, validate, validate_d
 from icl_regression.data import tasks
 from icl_regression.models import build_model, count_params
 from icl_regression.storage import run_lock, write_atomically
+from icl_regression.train.curriculum import chunk_points, curriculum_at, stage_end
 from icl_regression.train.mesh import DataParallel, split_host_cpu
 from icl_regression.train.metrics_log import MetricsWriter, chunk_record, progress_bar
 from icl_regression.train.signals import StopSignals
@@ -53,36 +54,6 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     clip = [optax.clip_by_global_norm(o.grad_clip)] if o.grad_clip > 0 else []
     adam = optax.adamw(lr, b1=o.b1, b2=o.b2, weight_decay=o.weight_decay)
     return optax.chain(*clip, adam), lr
-
-
-def curriculum_at(cfg: TrainConfig, step):
-    """Active (dims, points) at `step`; works on Python ints and traced arrays alike."""
-    c, t = cfg.curriculum, cfg.task
-    if not c.enabled:
-        return t.d, t.n_points
-    dims = jnp.minimum(c.dims_start + c.dims_inc * (step // c.dims_interval), c.dims_end or t.d)
-    points = jnp.minimum(c.points_start + c.points_inc * (step // c.points_interval),
-                         c.points_end or t.n_points)
-    return dims, points
-
-
-def stage_end(cfg: TrainConfig, step: int) -> int:
-    """The first step after `step` whose prompt length differs from `step`'s under
-    `curriculum.staged_shapes`, or `cfg.steps`: a chunk must not cross it (one shape each)."""
-    c = cfg.curriculum
-    if not (c.enabled and c.staged_shapes):
-        return cfg.steps
-    points = int(curriculum_at(cfg, step)[1])
-    boundary = (step // c.points_interval + 1) * c.points_interval
-    if points >= (c.points_end or cfg.task.n_points) or c.points_inc == 0:
-        return cfg.steps
-    return min(boundary, cfg.steps)
-
-
-def chunk_points(cfg: TrainConfig, step: int) -> int:
-    """The prompt length a chunk starting at `step` is compiled for."""
-    c = cfg.curriculum
-    return int(curriculum_at(cfg, step)[1]) if c.enabled and c.staged_shapes else cfg.task.n_points
 
 
 def masked_mse(preds, ys, points, last_only: bool = False):

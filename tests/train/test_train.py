@@ -21,10 +21,10 @@ from icl_regression.config import (
     to_dataclass,
 )
 from icl_regression.storage import read_jsonl as read_metrics
+from icl_regression.train.curriculum import curriculum_at
 from icl_regression.train.loop import (
     NonFiniteLossError,
     check_resumable,
-    curriculum_at,
     make_optimizer,
     make_update,
     train_and_evaluate,
