@@ -73,15 +73,12 @@ def implicit_scores(result: dict, prompts, ctx: SettingContext) -> None:
     # The model sees m (or d) copies of each prompt here: chunk so a call holds ~`chunk` prompts.
     m, d = queries.shape[1], queries.shape[2]
     if ctx.query_model is not None:  # one pass per prompt (`Run.query_function`)
-        query_preds = chunked(functools.partial(_one_pass_query_preds, ctx.query_model),
-                              (xs, ys, queries), max(ctx.cfg.chunk // m, 1))
-        grads = chunked(functools.partial(_one_pass_query_grads, ctx.query_model), (xs, ys),
-                        max(ctx.cfg.chunk // d, 1))
+        preds_fn, grads_fn = (functools.partial(f, ctx.query_model)
+                              for f in (_one_pass_query_preds, _one_pass_query_grads))
     else:  # any predictor: one forward per point
-        query_preds = chunked(functools.partial(_query_preds, model), (xs, ys, queries),
-                              max(ctx.cfg.chunk // m, 1))
-        grads = chunked(functools.partial(_query_grads, model), (xs, ys),
-                        max(ctx.cfg.chunk // d, 1))
+        preds_fn, grads_fn = (functools.partial(f, model) for f in (_query_preds, _query_grads))
+    query_preds = chunked(preds_fn, (xs, ys, queries), max(ctx.cfg.chunk // m, 1))
+    grads = chunked(grads_fn, (xs, ys), max(ctx.cfg.chunk // d, 1))
     w_hat, r2 = _implicit_weights(query_preds, jnp.asarray(queries))
     w_norm2 = float(np.mean(np.sum(np.asarray(prompts.ws[:count], np.float64) ** 2, axis=-1)))
     result["ilwd_r2"] = finite_or_none(r2)

@@ -70,8 +70,7 @@ def masked_mse(preds, ys, points, last_only: bool = False):
 def sharded_batch(cfg: TrainConfig, step, dims, parallel: DataParallel, n_points: int):
     """Inside jit: the training batch of `step` with `n_points` points, its batch axis split
     over the devices."""
-    task = cfg.task if n_points == cfg.task.n_points else dataclasses.replace(
-        cfg.task, n_points=n_points)
+    task = dataclasses.replace(cfg.task, n_points=n_points)
     xs, ys, _ = tasks.train_batch(cfg.seed, step, task, cfg.batch_size, dims)
     return parallel.shard_batch(xs), parallel.shard_batch(ys)  # (B, n, d), (B, n)
 
