@@ -16,6 +16,7 @@ from icl_regression.config.schema import (
     DType,
     Encoding,
     LossPositions,
+    LossTarget,
     MeshConfig,
     ModelConfig,
     ModelName,
@@ -30,7 +31,8 @@ from icl_regression.config.schema import (
 
 __all__ = [
     "CORRUPT_MODES", "Choice", "ConfigError", "CorruptMode", "CurriculumConfig", "DType",
-    "Encoding", "LossPositions", "MeshConfig", "MissingValueError", "ModelConfig", "ModelName",
+    "Encoding", "LossPositions", "LossTarget", "MeshConfig", "MissingValueError", "ModelConfig",
+    "ModelName",
     "OptimConfig", "Positions", "Schedule", "TaskConfig", "TrainConfig", "WPrior", "XDist",
     "once", "register_configs", "register_schema", "to_dataclass", "validate", "validate_devices",
 ]

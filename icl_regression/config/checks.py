@@ -93,6 +93,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     validate_optim(cfg)
     validate_curriculum(cfg)
     validate_run(cfg)
+    validate_loss_target(cfg)
     return cfg
 
 
@@ -182,6 +183,24 @@ def validate_run(cfg: TrainConfig) -> None:
     address = mesh.coordinator_address
     require(not address or address.rpartition(":")[2].isdigit(), "mesh.coordinator_address",
             address, "must be empty (from the environment) or host:port")
+
+
+# loss_target=posterior_mean: the task keys under which E[y_i | earlier pairs, x_i] is min-norm
+# OLS or ridge(λ*) (a zero-mean isotropic Gaussian w, Gaussian label noise, nothing else).
+POSTERIOR_MEAN_TASK = {"family": ("linear", "noisy_linear"), "w_prior": ("gaussian",),
+                       "w_mean": (0.0,), "pool_size": (0,), "corrupt_fraction": (0.0,)}
+
+
+def validate_loss_target(cfg: TrainConfig) -> None:
+    if _plain(cfg.loss_target) != "posterior_mean":
+        return
+    for name, allowed in POSTERIOR_MEAN_TASK.items():
+        value = _plain(getattr(cfg.task, name))
+        require(value in allowed, f"task.{name}", value,
+                f"loss_target=posterior_mean needs task.{name} in {list(allowed)} (the "
+                "posterior mean is closed-form only for a zero-mean Gaussian w prior)")
+    require(cfg.task.w_scale > 0, "task.w_scale", cfg.task.w_scale,
+            "loss_target=posterior_mean needs task.w_scale > 0")
 
 
 def validate_devices(cfg: TrainConfig, n_devices: int) -> None:

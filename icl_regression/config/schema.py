@@ -43,6 +43,7 @@ Positions = choice("Positions", "learned", "none")
 DType = choice("DType", "float32", "bfloat16")
 Schedule = choice("Schedule", "cosine", "constant")
 LossPositions = choice("LossPositions", "all", "last")
+LossTarget = choice("LossTarget", "labels", "posterior_mean")
 Remat = choice("Remat", "none", "dots", "full")
 
 CORRUPT_MODES = tuple(mode.value for mode in CorruptMode)
@@ -165,6 +166,11 @@ class TrainConfig:
     # all: mean squared error over every active position (k = 0..n-1 context pairs);
     # last: only the last active position (a single-query loss, as in von Oswald et al. 2022)
     loss_positions: LossPositions = LossPositions.all
+    # labels: the loss compares each prediction with the prompt's label y_i; posterior_mean:
+    # with E[y_i | the prompt before y_i] instead (the Bayes predictor's output: min-norm OLS,
+    # or ridge λ* with label noise). Same minimiser, far less gradient noise at k < d.
+    # Linear tasks with a zero-mean Gaussian w prior only (train/targets.py).
+    loss_target: LossTarget = LossTarget.labels
     log_every: int = 100  # also the number of optimizer steps per jitted call
     ckpt_every: int = 1000  # a multiple of log_every
     keep_checkpoints: int = 2  # latest N kept ...

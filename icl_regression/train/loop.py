@@ -32,6 +32,7 @@ from icl_regression.train.curriculum import chunk_points, curriculum_at, stage_e
 from icl_regression.train.mesh import DataParallel, split_host_cpu
 from icl_regression.train.metrics_log import MetricsWriter, chunk_record, progress_bar
 from icl_regression.train.signals import StopSignals
+from icl_regression.train.targets import loss_targets
 
 # Keys that may change when a run is resumed; any other difference is refused.
 RESUMABLE_KEYS = {"steps", "progress", "tensorboard", "keep_checkpoints", "keep_period",
@@ -56,15 +57,17 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     return optax.chain(*clip, adam), lr
 
 
-def masked_mse(preds, ys, points, last_only: bool = False):
-    """Squared error over the active positions (or only the last active one), and the same
-    normalised by the zero predictor's error on this batch (so 1 is trivial)."""
+def masked_mse(preds, ys, points, last_only: bool = False, labels=None):
+    """Squared error to the targets `ys` over the active positions (or only the last active
+    one), and the same normalised by the zero predictor's error on the batch's `labels`
+    (default: ys; so 1 is trivial)."""
     positions = jnp.arange(ys.shape[1])
     mask = ((positions == points - 1) if last_only else (positions < points)).astype(jnp.float32)
     sq = jnp.square(preds - ys) * mask  # (B, n)
     count = mask.sum() * ys.shape[0]
     loss = sq.sum() / count
-    return loss, loss / jnp.maximum((jnp.square(ys) * mask).sum() / count, 1e-12)
+    labels = ys if labels is None else labels
+    return loss, loss / jnp.maximum((jnp.square(labels) * mask).sum() / count, 1e-12)
 
 
 def sharded_batch(cfg: TrainConfig, step, dims, parallel: DataParallel, n_points: int):
@@ -81,7 +84,8 @@ def make_update(cfg: TrainConfig, graphdef, tx, schedule, parallel: DataParallel
 
     def loss_fn(params, xs, ys, points):
         preds = nnx.merge(graphdef, params)(xs, ys)  # (B, n)
-        return masked_mse(preds, ys, points, cfg.loss_positions == "last")
+        targets = loss_targets(cfg, xs, ys)  # (B, n): ys, or their posterior mean
+        return masked_mse(preds, targets, points, cfg.loss_positions == "last", labels=ys)
 
     def one_step(carry, step, n_points: int):
         params, opt_state = carry
