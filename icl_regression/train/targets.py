@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import jax
 
-from icl_regression.baselines.registry import predict_with_weights
-from icl_regression.baselines.solvers import ols_weights, ridge_weights
+from icl_regression import baselines
 from icl_regression.config import TaskConfig, TrainConfig
-from icl_regression.data.sampling import bayes_ridge_lambda
+from icl_regression.data.families import family_of
 
 
 def posterior_mean(xs: jax.Array, ys: jax.Array, task: TaskConfig) -> jax.Array:
-    """E[y_i | pairs < i, x_i] for every position: (B, n, d), (B, n) -> (B, n). Zeroed
-    (curriculum-inactive) coordinates carry no information and leave the formula unchanged."""
-    lam = bayes_ridge_lambda(task)
-    ws = ols_weights(xs, ys) if lam == 0 else ridge_weights(xs, ys, lam)  # (B, n, d)
-    return predict_with_weights(ws, xs)
+    """E[y_i | pairs < i, x_i] for every position: (B, n, d), (B, n) -> (B, n). It is the
+    family's oracle (ols or ridge λ*), which under the priors `validate_loss_target` admits is
+    exactly the posterior mean. Zeroed (curriculum-inactive) coordinates carry no information
+    and leave the formula unchanged."""
+    (name, params), = family_of(task).oracle(task)
+    return baselines.get_baseline(name, **params)(xs, ys)
 
 
 def loss_targets(cfg: TrainConfig, xs: jax.Array, ys: jax.Array) -> jax.Array:
