@@ -47,7 +47,8 @@ def variant(cfg, n_devices: int, loop: str, n_steps: int):
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("overrides", nargs="*",
-                        default=["experiment=quickstart", "model.encoding=interleaved"])
+                        default=["experiment=quickstart", "model.encoding=interleaved",
+                                 "loss_target=labels"])
     parser.add_argument("--steps", type=int, default=40, help="steps per timed call")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--devices", type=int, nargs="+", default=[1, 2])

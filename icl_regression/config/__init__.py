@@ -6,7 +6,7 @@ from icl_regression.config.build import (
     register_schema,
     to_dataclass,
 )
-from icl_regression.config.checks import once, validate, validate_devices
+from icl_regression.config.checks import effective_loss_target, once, validate, validate_devices
 from icl_regression.config.schema import (
     CORRUPT_MODES,
     Choice,
@@ -34,5 +34,6 @@ __all__ = [
     "Encoding", "LossPositions", "LossTarget", "MeshConfig", "MissingValueError", "ModelConfig",
     "ModelName",
     "OptimConfig", "Positions", "Schedule", "TaskConfig", "TrainConfig", "WPrior", "XDist",
-    "once", "register_configs", "register_schema", "to_dataclass", "validate", "validate_devices",
+    "effective_loss_target", "once", "register_configs", "register_schema", "to_dataclass",
+    "validate", "validate_devices",
 ]

@@ -15,7 +15,7 @@ from enum import Enum
 from typing import Any
 
 from icl_regression.config.build import type_hints
-from icl_regression.config.schema import ConfigError, TrainConfig
+from icl_regression.config.schema import ConfigError, TaskConfig, TrainConfig
 
 
 def require(ok: bool, key: str, value: Any, allowed: str) -> None:
@@ -191,16 +191,32 @@ POSTERIOR_MEAN_TASK = {"family": ("linear", "noisy_linear"), "w_prior": ("gaussi
                        "w_mean": (0.0,), "pool_size": (0,), "corrupt_fraction": (0.0,)}
 
 
-def validate_loss_target(cfg: TrainConfig) -> None:
-    if _plain(cfg.loss_target) != "posterior_mean":
-        return
+def posterior_mean_conflict(task: TaskConfig) -> tuple[str, Any, str] | None:
+    """The first task key that rules the closed-form posterior mean out, as (key, value, what
+    is allowed), or None when the posterior mean applies."""
     for name, allowed in POSTERIOR_MEAN_TASK.items():
-        value = _plain(getattr(cfg.task, name))
-        require(value in allowed, f"task.{name}", value,
-                f"loss_target=posterior_mean needs task.{name} in {list(allowed)} (the "
-                "posterior mean is closed-form only for a zero-mean Gaussian w prior)")
-    require(cfg.task.w_scale > 0, "task.w_scale", cfg.task.w_scale,
-            "loss_target=posterior_mean needs task.w_scale > 0")
+        value = _plain(getattr(task, name))
+        if value not in allowed:
+            return name, value, f"in {list(allowed)}"
+    return None if task.w_scale > 0 else ("w_scale", task.w_scale, "> 0")
+
+
+def effective_loss_target(cfg: TrainConfig) -> str:
+    """`loss_target` with `auto` resolved: the posterior mean where it is closed form, else y."""
+    target = _plain(cfg.loss_target)
+    if target != "auto":
+        return target
+    return "labels" if posterior_mean_conflict(cfg.task) else "posterior_mean"
+
+
+def validate_loss_target(cfg: TrainConfig) -> None:
+    conflict = posterior_mean_conflict(cfg.task)
+    if _plain(cfg.loss_target) == "posterior_mean" and conflict:
+        name, value, allowed = conflict
+        require(False, f"task.{name}", value,
+                f"loss_target=posterior_mean needs task.{name} {allowed} (the posterior mean is "
+                "closed-form only for a zero-mean Gaussian w prior; loss_target=auto falls back "
+                "to the labels)")
 
 
 def validate_devices(cfg: TrainConfig, n_devices: int) -> None:

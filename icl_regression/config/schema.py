@@ -43,7 +43,7 @@ Positions = choice("Positions", "learned", "none")
 DType = choice("DType", "float32", "bfloat16")
 Schedule = choice("Schedule", "cosine", "constant")
 LossPositions = choice("LossPositions", "all", "last")
-LossTarget = choice("LossTarget", "labels", "posterior_mean")
+LossTarget = choice("LossTarget", "labels", "posterior_mean", "auto")
 Remat = choice("Remat", "none", "dots", "full")
 
 CORRUPT_MODES = tuple(mode.value for mode in CorruptMode)

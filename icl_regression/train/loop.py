@@ -32,7 +32,7 @@ from icl_regression.train.curriculum import chunk_points, curriculum_at, stage_e
 from icl_regression.train.mesh import DataParallel, split_host_cpu
 from icl_regression.train.metrics_log import MetricsWriter, chunk_record, progress_bar
 from icl_regression.train.signals import StopSignals
-from icl_regression.train.targets import loss_targets
+from icl_regression.train.targets import effective_loss_target, loss_targets
 
 # Keys that may change when a run is resumed; any other difference is refused.
 RESUMABLE_KEYS = {"steps", "progress", "tensorboard", "keep_checkpoints", "keep_period",
@@ -198,7 +198,8 @@ def _restore_or_init(s: _Session):
     s.update = make_update(cfg, graphdef, tx, schedule, parallel)
     print(f"[icl] {cfg.model.name}: {s.n_params:,} parameters; devices: {parallel.n_devices} x "
           f"{jax.devices()[0].platform} ({cfg.batch_size // parallel.n_devices} prompts each); "
-          f"run dir: {s.run_dir}" + (f"; resuming from step {start}" if start else ""),
+          f"loss target: {effective_loss_target(cfg)}; run dir: {s.run_dir}"
+          + (f"; resuming from step {start}" if start else ""),
           file=sys.stderr)
     return params, opt_state, start
 

@@ -4,6 +4,8 @@
 predictor's output, for linear tasks with a zero-mean Gaussian prior w ~ N(0, τ²/d · I) and
 label noise σ: ridge with λ* = σ² d / τ² on the earlier pairs, and min-norm least squares when
 σ = 0 (the posterior mean of w is then the projection of w onto the span of the earlier xs).
+`auto`: the posterior mean where the task admits it (`config.effective_loss_target`), else y —
+so a preset that sets it still runs with any family or prior swapped in.
 
 Why: for any predictor f of the prompt before y_i,
     E (f − y_i)² = E (f − E[y_i | prompt])² + E Var(y_i | prompt),
@@ -17,8 +19,10 @@ from __future__ import annotations
 import jax
 
 from icl_regression import baselines
-from icl_regression.config import TaskConfig, TrainConfig
+from icl_regression.config import TaskConfig, TrainConfig, effective_loss_target
 from icl_regression.data.families import family_of
+
+__all__ = ["effective_loss_target", "loss_targets", "posterior_mean"]
 
 
 def posterior_mean(xs: jax.Array, ys: jax.Array, task: TaskConfig) -> jax.Array:
@@ -32,6 +36,6 @@ def posterior_mean(xs: jax.Array, ys: jax.Array, task: TaskConfig) -> jax.Array:
 
 def loss_targets(cfg: TrainConfig, xs: jax.Array, ys: jax.Array) -> jax.Array:
     """The targets of the training loss: (B, n), constants to the gradient."""
-    if cfg.loss_target == "labels":
+    if effective_loss_target(cfg) == "labels":
         return ys
     return jax.lax.stop_gradient(posterior_mean(xs, ys, cfg.task))

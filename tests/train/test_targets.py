@@ -15,7 +15,7 @@ from icl_regression.data import tasks
 from icl_regression.models import build_model
 from icl_regression.train import loop
 from icl_regression.train.mesh import DataParallel
-from icl_regression.train.targets import posterior_mean
+from icl_regression.train.targets import effective_loss_target, loss_targets, posterior_mean
 
 
 def numpy_posterior_mean(xs: np.ndarray, ys: np.ndarray, lam: float) -> np.ndarray:
@@ -81,6 +81,22 @@ def test_posterior_mean_target_refuses_tasks_without_a_closed_form(task, key):
     with pytest.raises(ConfigError, match=rf"^{key}=.*loss_target=posterior_mean"):
         validate(tiny_config(task=task, loss_target="posterior_mean"))
     validate(tiny_config(task=task))  # the same task with the labels as targets is fine
+    auto = tiny_config(task=task, loss_target="auto")
+    validate(auto)  # auto falls back to the labels, and the loss then compares with ys
+    assert effective_loss_target(auto) == "labels"
+    xs = np.ones((2, 3, auto.task.d), np.float32)  # (B, n, d)
+    ys = np.arange(6.0, dtype=np.float32).reshape(2, 3)  # (B, n)
+    assert np.array_equal(np.asarray(loss_targets(auto, xs, ys)), ys)
+
+
+@pytest.mark.parametrize("noise_std", [0.0, 0.5])
+def test_auto_target_is_the_posterior_mean_where_it_is_closed_form(noise_std):
+    cfg = tiny_config(task=TaskConfig(d=4, n_points=7, noise_std=noise_std), loss_target="auto")
+    assert effective_loss_target(cfg) == "posterior_mean"
+    xs, ys, _ = tasks.train_batch(0, 4, cfg.task, 16)  # (16, 7, 4), (16, 7)
+    lam = noise_std**2 * cfg.task.d / cfg.task.w_scale**2
+    want = numpy_posterior_mean(np.asarray(xs, np.float64), np.asarray(ys, np.float64), lam)
+    np.testing.assert_allclose(np.asarray(loss_targets(cfg, xs, ys)), want, atol=2e-4)
 
 
 def test_unknown_loss_target_is_refused():
