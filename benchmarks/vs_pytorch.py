@@ -43,7 +43,9 @@ from icl_regression.cli import compose_train_or_fail as compose  # noqa: E402
 # name -> (Hydra overrides of the JAX side, steps per timed call)
 CASES = {
     # y as the loss target on both sides: the reference fits the labels (equal work).
-    "small": (["experiment=quickstart", "model.encoding=interleaved", "loss_target=labels"], 40),
+    # small: the shape (2 heads, the quickstart's before it moved to 4).
+    "small": (["experiment=quickstart", "model.encoding=interleaved", "model.n_head=2",
+               "loss_target=labels"], 40),
     "paper": (["experiment=garg_linear"], 2),
     "quickstart": (["experiment=quickstart", "loss_target=labels"], 40),
 }
