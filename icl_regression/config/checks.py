@@ -210,8 +210,9 @@ def effective_loss_target(cfg: TrainConfig) -> str:
 
 
 def validate_loss_target(cfg: TrainConfig) -> None:
-    conflict = posterior_mean_conflict(cfg.task)
-    if _plain(cfg.loss_target) == "posterior_mean" and conflict:
+    conflict = (posterior_mean_conflict(cfg.task)
+                if _plain(cfg.loss_target) == "posterior_mean" else None)
+    if conflict:  # `auto` never conflicts: it falls back to the labels
         name, value, allowed = conflict
         require(False, f"task.{name}", value,
                 f"loss_target=posterior_mean needs task.{name} {allowed} (the posterior mean is "

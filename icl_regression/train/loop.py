@@ -24,7 +24,13 @@ import optax
 from flax import nnx
 
 from icl_regression.checkpoints import Checkpointer
-from icl_regression.config import ConfigError, TrainConfig, validate, validate_devices
+from icl_regression.config import (
+    ConfigError,
+    TrainConfig,
+    effective_loss_target,
+    validate,
+    validate_devices,
+)
 from icl_regression.data import tasks
 from icl_regression.models import build_model, count_params
 from icl_regression.storage import run_lock, write_atomically
@@ -32,7 +38,7 @@ from icl_regression.train.curriculum import chunk_points, curriculum_at, stage_e
 from icl_regression.train.mesh import DataParallel, split_host_cpu
 from icl_regression.train.metrics_log import MetricsWriter, chunk_record, progress_bar
 from icl_regression.train.signals import StopSignals
-from icl_regression.train.targets import effective_loss_target, loss_targets
+from icl_regression.train.targets import loss_targets
 
 # Keys that may change when a run is resumed; any other difference is refused.
 RESUMABLE_KEYS = {"steps", "progress", "tensorboard", "keep_checkpoints", "keep_period",

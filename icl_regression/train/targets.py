@@ -22,8 +22,6 @@ from icl_regression import baselines
 from icl_regression.config import TaskConfig, TrainConfig, effective_loss_target
 from icl_regression.data.families import family_of
 
-__all__ = ["effective_loss_target", "loss_targets", "posterior_mean"]
-
 
 def posterior_mean(xs: jax.Array, ys: jax.Array, task: TaskConfig) -> jax.Array:
     """E[y_i | pairs < i, x_i] for every position: (B, n, d), (B, n) -> (B, n). It is the

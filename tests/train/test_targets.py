@@ -10,12 +10,12 @@ import pytest
 from conftest import tiny_config
 from flax import nnx
 
-from icl_regression.config import ConfigError, TaskConfig, validate
+from icl_regression.config import ConfigError, TaskConfig, effective_loss_target, validate
 from icl_regression.data import tasks
 from icl_regression.models import build_model
 from icl_regression.train import loop
 from icl_regression.train.mesh import DataParallel
-from icl_regression.train.targets import effective_loss_target, loss_targets, posterior_mean
+from icl_regression.train.targets import loss_targets, posterior_mean
 
 
 def numpy_posterior_mean(xs: np.ndarray, ys: np.ndarray, lam: float) -> np.ndarray:
