@@ -36,6 +36,7 @@ class BaselinesBench:
     dim: int = 20
     repeats: int = 3  # timed JAX calls after a warm-up (best is kept)
     loop_subset: int = 100  # prompts timed for the per-prompt loop (then extrapolated)
+    plugins: tuple[str, ...] = ()  # modules to import first (icl_regression.plugins)
 
 
 @once

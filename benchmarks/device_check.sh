@@ -30,7 +30,7 @@ timeout 330 "$PY" benchmarks/train_throughput.py --repeats 3 --peak-seconds 0.3 
   > "$OUT/throughput.md" 2> "$OUT/throughput.log" || echo "[check] throughput: exit $?"
 
 # 2. The CPU recipe on the GPU for at most 2 minutes of training (checkpoints every 600 steps).
-timeout 150 "$PY" -m icl_regression.train experiment=garg_linear_cpu progress=false \
+timeout 150 "$PY" -m icl_regression.train preset=garg_linear_cpu progress=false \
   hydra.run.dir="$OUT/garg_linear_cpu" > "$OUT/train.log" 2>&1 || echo "[check] train: exit $?"
 timeout 60 "$PY" benchmarks/learning_curve.py "$OUT/garg_linear_cpu" --n-prompts 2000 \
   > "$OUT/curve.md" 2> "$OUT/curve.log" || echo "[check] learning curve: exit $?"

@@ -4,7 +4,7 @@
 static slices.
 
     python benchmarks/engine_levers.py                          # small (interleaved) config
-    python benchmarks/engine_levers.py experiment=garg_linear --steps 2
+    python benchmarks/engine_levers.py preset=garg_linear --steps 2
 
 Positional arguments are Hydra overrides (one config). The process starts with two fake CPU
 devices (set before JAX is imported; an explicit XLA_FLAGS wins) so that a 1-device mesh and a
@@ -47,7 +47,7 @@ def variant(cfg, n_devices: int, loop: str, n_steps: int):
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("overrides", nargs="*",
-                        default=["experiment=quickstart", "model.encoding=interleaved",
+                        default=["preset=quickstart", "model.encoding=interleaved",
                                  "loss_target=labels"])
     parser.add_argument("--steps", type=int, default=40, help="steps per timed call")
     parser.add_argument("--repeats", type=int, default=5)

@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from icl_regression.evaluate.runner import evaluate_run
+from icl_regression.evaluate.evaluation import evaluate_run
 from icl_regression.run import load_run
 from icl_regression.storage import read_jsonl as read_metrics
 

@@ -2,8 +2,8 @@
 ratio to the matmul peak measured in the same process, and peak memory.
 
     python benchmarks/train_throughput.py                    # quickstart, small, garg_linear
-    python benchmarks/train_throughput.py experiment=garg_linear model.dtype=bfloat16
-    python benchmarks/train_throughput.py --json bench.json experiment=quickstart batch_size=256
+    python benchmarks/train_throughput.py preset=garg_linear model.dtype=bfloat16
+    python benchmarks/train_throughput.py --json bench.json preset=quickstart batch_size=256
     python benchmarks/train_throughput.py --dtypes float32 bfloat16 --batch-sizes 64 512
 
 Positional arguments are Hydra overrides of conf/train.yaml (one config); without any, the
@@ -44,10 +44,10 @@ from icl_regression.train.mesh import DataParallel, split_host_cpu
 CASES = {
     # y as the loss target, as in the earlier rows of the table (the quickstart's posterior-mean
     # target adds a per-batch least-squares pass, no model FLOPs; measured within the noise).
-    "quickstart": ["experiment=quickstart", "loss_target=labels"],
-    "small (interleaved)": ["experiment=quickstart", "model.encoding=interleaved",
+    "quickstart": ["preset=quickstart", "loss_target=labels"],
+    "small (interleaved)": ["preset=quickstart", "model.encoding=interleaved",
                             "loss_target=labels"],
-    "garg_linear": ["experiment=garg_linear"],
+    "garg_linear": ["preset=garg_linear"],
 }
 
 

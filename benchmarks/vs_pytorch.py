@@ -44,10 +44,10 @@ from icl_regression.cli import compose_train_or_fail as compose  # noqa: E402
 CASES = {
     # y as the loss target on both sides: the reference fits the labels (equal work).
     # small: the shape (2 heads, the quickstart's before it moved to 4).
-    "small": (["experiment=quickstart", "model.encoding=interleaved", "model.n_head=2",
+    "small": (["preset=quickstart", "model.encoding=interleaved", "model.n_head=2",
                "loss_target=labels"], 40),
-    "paper": (["experiment=garg_linear"], 2),
-    "quickstart": (["experiment=quickstart", "loss_target=labels"], 40),
+    "paper": (["preset=garg_linear"], 2),
+    "quickstart": (["preset=quickstart", "loss_target=labels"], 40),
 }
 
 

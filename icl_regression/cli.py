@@ -4,14 +4,17 @@ dataclass, the checks run, and any bad input ends as one line on stderr, exit co
 Before Hydra's own `main` runs (it writes `.hydra/`, the run directory and a multirun's sweep
 folder before calling the app), `preflight` composes the same command line with Hydra's compose
 API: every job of a multirun, its schema dataclass and its checks, and the app's `precheck` on the
-run directory. So `task.d=abc`, `experiment=nope`, an unknown key, a missing required key or a
+run directory. So `task.d=abc`, `preset=nope`, an unknown key, a missing required key or a
 value out of range prints `error: KEY=VALUE is not allowed; <what is allowed>` and exits 2 with
 nothing computed or written. The checked config reaches the app's `work` as a frozen dataclass.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import dataclasses
+import itertools
 import logging
 import re
 import sys
@@ -30,9 +33,13 @@ from icl_regression.config import (
 )
 from icl_regression.config.build import omegaconf_message
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-# Flags after which Hydra only prints (help, the config, info) and runs nothing.
-PRINT_ONLY = ("help", "hydra_help", "cfg", "info", "shell_completion")
+# The configs ship inside the package (found through it, never through the working tree), so an
+# installed package's console scripts work from any directory. A user's own config folders join
+# through Hydra's `hydra.searchpath=[file:///their/conf]`.
+CONF_DIR = str(Path(__file__).resolve().parent / "conf")
+# Old spellings still accepted, with a note: `experiment=NAME` is `preset=NAME` (training presets
+# are presets; experiments are the evaluation loops of icl-experiments).
+ALIASES = {"experiment": "preset"}
 
 
 @dataclass(frozen=True)
@@ -40,15 +47,26 @@ class App:
     """An entry point: conf/<config_name>.yaml, whose defaults list `<config_name>_schema`."""
 
     config_name: str
-    schema: type
+    schema_factory: type | Callable[[], type]  # the schema, or a function building it (plugins)
     check: Callable[[Any], Any]  # the schema's value checks; returns the checked config
     work: Callable[[Any, Path], Any]  # (checked config, Hydra's output directory)
     precheck: Callable[[Any, Path], None] | None = None  # on the run directory, before writing
-    hints: Mapping[str, str] = field(default_factory=dict)  # required key -> what it takes
+    # required key -> what it takes (or a function returning that, read when needed)
+    hints: Mapping[str, str | Callable[[], str]] = field(default_factory=dict)
 
     @property
     def schema_name(self) -> str:
         return f"{self.config_name}_schema"
+
+    @property
+    def schema(self) -> type:
+        """The schema dataclass; built when asked, after plugins registered their entries."""
+        factory = self.schema_factory
+        return factory if dataclasses.is_dataclass(factory) else factory()
+
+    def hint(self, key: str) -> str:
+        hint = self.hints.get(key, "")
+        return hint() if callable(hint) else hint
 
 
 def fail(message: str) -> None:
@@ -71,7 +89,7 @@ def compose(config_name: str, schema: type, overrides: Sequence[str] = (),
 
 
 def compose_train(overrides: Sequence[str] = ()) -> TrainConfig:
-    """The checked training config for `overrides` (e.g. `experiment=quickstart`); any bad
+    """The checked training config for `overrides` (e.g. `preset=quickstart`); any bad
     input, Hydra's and OmegaConf's errors included, is a ConfigError with the app's one line."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -96,7 +114,7 @@ def checked(app: App, cfg: Any) -> Any:
     try:
         built = to_dataclass(cfg, app.schema)
     except MissingValueError as err:
-        raise MissingValueError(err.key, app.hints.get(err.key, "")) from None
+        raise MissingValueError(err.key, app.hint(err.key)) from None
     return app.check(built)
 
 
@@ -163,8 +181,8 @@ def one_line_errors(schema: type, overrides: Sequence[str]) -> Iterator[None]:
 
 
 def job_overrides(base: Any, overrides: Sequence[str], multirun: bool) -> list[list[str]]:
-    """The override list of every job the command line starts (one job unless multirun)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    """The override list of every job the command line starts (one job unless multirun): the
+    cartesian product of the sweeps, in command-line order, as Hydra's basic sweeper makes it."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
@@ -173,7 +191,6 @@ def job_overrides(base: Any, overrides: Sequence[str], multirun: bool) -> list[l
     sweeps = [o for o in parsed if o.is_sweep_override() and not o.is_hydra_override()]
     if not multirun:
         if sweeps:  # Hydra's own "Ambiguous value" error, raised here as one line
-            parser.parse_overrides([sweeps[0].input_line])
             key, value = _split(sweeps[0].input_line)
             raise ConfigError(f"{key}={value!r} is not allowed; a sweep needs -m (--multirun), "
                               f"a list is {key}=[{value}]")
@@ -181,8 +198,14 @@ def job_overrides(base: Any, overrides: Sequence[str], multirun: bool) -> list[l
     params = base.hydra.sweeper.get("params") or {}
     task_side = [f"{key}={value}" for key, value in params.items()]
     task_side += [o.input_line for o in parsed if not o.is_hydra_override()]
-    jobs = BasicSweeper.split_arguments(parser.parse_overrides(task_side), None)[0]
-    return [hydra_side + list(job) for job in jobs]
+    choices = []  # per override: the KEY=VALUE strings of its values
+    for override in parser.parse_overrides(task_side):
+        if override.is_sweep_override():
+            key = override.get_key_element()
+            choices.append([f"{key}={value}" for value in override.sweep_string_iterator()])
+        else:
+            choices.append([override.input_line])
+    return [hydra_side + list(job) for job in itertools.product(*choices)]
 
 
 def preflight(app: App, overrides: Sequence[str], multirun: bool) -> None:
@@ -203,18 +226,54 @@ def preflight(app: App, overrides: Sequence[str], multirun: bool) -> None:
             app.precheck(cfg, Path(str(job_cfg.hydra.run.dir)))
 
 
+def hydra_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    """The flags of Hydra's command line that decide what runs (Hydra parses them again)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("overrides", nargs="*")
+    for flag, short in (("--help", "-h"), ("--hydra-help", None), ("--version", None),
+                        ("--resolve", None), ("--multirun", "-m"), ("--experimental-rerun", None)):
+        parser.add_argument(*[f for f in (flag, short) if f], action="store_true")
+    for flag, short in (("--cfg", "-c"), ("--package", "-p"), ("--run", "-r"),
+                        ("--config-path", "-cp"), ("--config-name", "-cn"),
+                        ("--config-dir", "-cd"), ("--info", "-i"), ("--shell-completion", "-sc")):
+        parser.add_argument(flag, short, nargs="?", const=True)
+    args, _ = parser.parse_known_args(list(argv))
+    return args
+
+
+def with_aliases(argv: Sequence[str]) -> list[str]:
+    """`experiment=NAME` -> `preset=NAME` (and the other old spellings), with a note."""
+    out = []
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        bare = key.lstrip("+~")
+        if eq and bare in ALIASES:
+            new = key[:len(key) - len(bare)] + ALIASES[bare]
+            print(f"note: {bare}= is now {ALIASES[bare]}= (the old spelling still works for now)",
+                  file=sys.stderr)
+            arg = f"{new}={value}"
+        out.append(arg)
+    return out
+
+
 def run_app(app: App, argv: Sequence[str] | None = None) -> None:
-    """Check the command line (one line + exit 2 on bad input), then run Hydra's main."""
+    """Load plugins, check the command line (one line + exit 2 on bad input), then run Hydra's
+    main."""
     import hydra
-    from hydra._internal.utils import get_args_parser
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args, _ = get_args_parser().parse_known_args(argv)
+    from icl_regression.plugins import load_plugins, named_in
+
+    argv = with_aliases(sys.argv[1:] if argv is None else argv)
+    args = hydra_arguments(argv)
     overrides = list(args.overrides or ())
+    with one_line_errors(dict, overrides):  # before the schema: plugins may extend it
+        load_plugins(named_in(overrides))
     custom_conf = args.config_path or args.config_dir or args.config_name
-    if not custom_conf and not any(getattr(args, flag, None) for flag in PRINT_ONLY):
+    print_only = args.help or args.hydra_help or args.version or args.cfg or args.info or (
+        args.shell_completion)
+    if not custom_conf and not print_only:
         with one_line_errors(app.schema, overrides):
             preflight(app, overrides, args.multirun)
         GlobalHydra.instance().clear()

@@ -14,20 +14,20 @@ from pathlib import Path
 
 from icl_regression.cli import App, run_app
 from icl_regression.config import TrainConfig, validate
-from icl_regression.train.loop import train_and_evaluate
-from icl_regression.train.task import lock_and_check
+from icl_regression.train.app import lock_and_check
+from icl_regression.train.loop import train_run
 
 
 def demo(cfg: TrainConfig, run_dir: Path) -> None:
     """Train (or resume) in `run_dir`, then evaluate, probe and draw the run."""
     from icl_regression.evaluate.eval_json import format_table
-    from icl_regression.evaluate.runner import evaluate_run
+    from icl_regression.evaluate.evaluation import evaluate_run
     from icl_regression.figures.app import FiguresConfig, make_figures
-    from icl_regression.probes.runner import format_probe_summary, probe_run
+    from icl_regression.probes.probing import format_probe_summary, probe_run
     from icl_regression.run import load_run
 
     t0 = time.perf_counter()
-    summary = train_and_evaluate(cfg, run_dir)
+    summary = train_run(cfg, run_dir)
     run = load_run(run_dir)
 
     t1 = time.perf_counter()

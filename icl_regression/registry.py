@@ -5,7 +5,9 @@ entries never changes another entry's prompts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import importlib
+import pkgutil
+from collections.abc import Iterable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -62,3 +64,12 @@ class Registry(Generic[T]):
         return iter(self._entries.items())
 
 
+
+
+def import_submodules(package: str, skip: Iterable[str] = ()) -> None:
+    """Import every module of `package` but `skip` (each registers its entries on import), so a
+    new file in the package is found by being there; cheap after the first call."""
+    module = importlib.import_module(package)
+    for info in sorted(pkgutil.iter_modules(module.__path__), key=lambda m: m.name):
+        if info.name not in skip and not info.name.startswith("_"):
+            importlib.import_module(f"{package}.{info.name}")

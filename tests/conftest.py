@@ -9,7 +9,7 @@ import pytest
 from icl_regression.config import ModelConfig, TaskConfig, TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
-CONF_DIR = ROOT / "conf"
+CONF_DIR = ROOT / "icl_regression" / "conf"
 
 
 def compose(overrides: list[str], config_name: str = "train"):
@@ -35,7 +35,7 @@ def sweep_of(preset: str, key: str) -> tuple[str, list[str]]:
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose("train", [f"experiment={preset}"], return_hydra_config=True)
+        cfg = hydra_compose("train", [f"preset={preset}"], return_hydra_config=True)
     return cfg.hydra.mode.name, str(cfg.hydra.sweeper.params[key]).split(",")
 
 

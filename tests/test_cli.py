@@ -16,14 +16,14 @@ import pytest
 from conftest import ROOT
 
 from icl_regression import cli, demo
-from icl_regression.analysis import lsa_app
+from icl_regression.analysis import app as lsa_app
 from icl_regression.config import ConfigError, TrainConfig
 from icl_regression.config.build import type_hints
-from icl_regression.evaluate import runner as evaluate
-from icl_regression.experiments import registry as experiments
+from icl_regression.evaluate import app as evaluate
+from icl_regression.experiments import app as experiments
 from icl_regression.figures import app as figures
-from icl_regression.probes import runner as probes
-from icl_regression.train import task as train_app
+from icl_regression.probes import app as probes
+from icl_regression.train import app as train_app
 
 
 def _bench_app():
@@ -110,7 +110,7 @@ def test_unknown_key_and_unknown_group_option_are_one_line(name, trained_looking
 
 
 @pytest.mark.parametrize("name,override,expected", [
-    ("train", "experiment=no_such_preset", "experiment='no_such_preset' is not allowed; "
+    ("train", "preset=no_such_preset", "preset='no_such_preset' is not allowed; "
      "choose from bai_noise_mixture, corrupted_demos, "),
     ("demo", "model=nope", "model='nope' is not allowed; choose from gpt, lsa"),
     ("evaluate", "task=nope", "task='nope' is not allowed; choose from decision_tree, linear"),
@@ -133,9 +133,9 @@ def test_every_job_of_a_multirun_is_checked_before_it_starts():
     assert error_of("train", ["debug=default", "model.n_head=2,3"], multirun=True) == \
         "model.n_head=3 is not allowed; must divide model.d_model=16"
     # A preset that sets hydra.mode=MULTIRUN is a multirun without -m.
-    assert error_of("train", ["experiment=depth_sweep_cpu", "model.d_model=48",
+    assert error_of("train", ["preset=depth_sweep_cpu", "model.d_model=48",
                               "model.n_head=3"]) is None
-    assert error_of("train", ["experiment=depth_sweep_cpu", "model.n_head=3"]) == \
+    assert error_of("train", ["preset=depth_sweep_cpu", "model.n_head=3"]) == \
         "model.n_head=3 is not allowed; must divide model.d_model=64"
 
 
@@ -158,7 +158,7 @@ def test_cli_imports_no_stage_package():
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     ours = {m for m in imported if m and m.startswith("icl_regression")}
     assert ours <= {"icl_regression.config", "icl_regression.config.build",
-                    "icl_regression.storage"}, ours
+                    "icl_regression.plugins", "icl_regression.storage"}, ours
 
 
 # --- the table: every key of every schema, fed a wrong type, 0, a negative, an absurd value ---
@@ -235,7 +235,7 @@ def test_every_schema_key_is_either_accepted_or_rejected_in_one_line(trained_loo
 
 @pytest.mark.parametrize("module,args", [
     ("icl_regression.train", ["task.d=abc", "hydra.run.dir={tmp}/run"]),
-    ("icl_regression.train", ["-m", "experiment=no_such_preset", "hydra.sweep.dir={tmp}/run"]),
+    ("icl_regression.train", ["-m", "preset=no_such_preset", "hydra.sweep.dir={tmp}/run"]),
     ("icl_regression.evaluate", ["colour=red", "out={tmp}/run/eval.json"]),
 ])
 def test_command_exits_2_with_one_line_and_writes_nothing(module, args, tmp_path):

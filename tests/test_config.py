@@ -18,16 +18,16 @@ from icl_regression.config import (
     validate,
 )
 
-PRESETS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+PRESETS = sorted(p.stem for p in (CONF_DIR / "preset").glob("*.yaml"))
 GROUPS = {g: sorted(p.stem for p in (CONF_DIR / g).glob("*.yaml"))
           for g in ("task", "model", "optim", "curriculum", "debug")}
 
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_experiment_preset_composes_and_validates(preset):
-    cfg = validate(to_dataclass(compose([f"experiment={preset}"])))
+    cfg = validate(to_dataclass(compose([f"preset={preset}"])))
     assert cfg.name  # each preset names its run folder
-    first = (CONF_DIR / "experiment" / f"{preset}.yaml").read_text().splitlines()
+    first = (CONF_DIR / "preset" / f"{preset}.yaml").read_text().splitlines()
     assert any("python -m" in line or "make " in line for line in first[:4]), \
         "a preset starts with the command that runs it"
 
@@ -38,7 +38,7 @@ def test_every_group_option_composes(group, option):
 
 
 def test_garg_linear_matches_the_paper_setup():
-    cfg = validate(to_dataclass(compose(["experiment=garg_linear"])))
+    cfg = validate(to_dataclass(compose(["preset=garg_linear"])))
     assert (cfg.task.d, cfg.task.n_points) == (20, 41)
     assert (cfg.model.n_layer, cfg.model.d_model, cfg.model.n_head) == (12, 256, 8)
     assert cfg.curriculum.enabled and cfg.curriculum.dims_start == 5
@@ -120,4 +120,4 @@ def test_sweep_presets_expand_to_the_expected_jobs(preset, key, jobs):
     assert mode == "MULTIRUN"
     assert len(values) == jobs
     for value in values:  # every job's config is valid
-        validate(to_dataclass(compose([f"experiment={preset}", f"{key}={value}"])))
+        validate(to_dataclass(compose([f"preset={preset}", f"{key}={value}"])))

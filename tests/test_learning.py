@@ -7,7 +7,7 @@ from conftest import compose
 
 from icl_regression import load_run
 from icl_regression.config import to_dataclass
-from icl_regression.train.loop import train_and_evaluate
+from icl_regression.train.loop import train_run
 
 
 def _averaging_errors(xs, ys):
@@ -21,8 +21,8 @@ def _averaging_errors(xs, ys):
 
 @pytest.mark.slow
 def test_small_run_learns_in_context_regression(tmp_path):
-    cfg = to_dataclass(compose(["experiment=quickstart", "steps=2500", "progress=false"]))
-    train_and_evaluate(cfg, tmp_path)
+    cfg = to_dataclass(compose(["preset=quickstart", "steps=2500", "progress=false"]))
+    train_run(cfg, tmp_path)
     run = load_run(tmp_path)
     xs, ys, _ = run.sample(jax.random.key(2024), 4000)
     model_err = ((np.asarray(run.predict(xs, ys), np.float64) - np.asarray(ys)) ** 2).mean(0)

@@ -8,12 +8,12 @@ from conftest import compose
 from icl_regression import baselines, load_run
 from icl_regression.config import to_dataclass
 from icl_regression.data import tasks
-from icl_regression.train.loop import train_and_evaluate
+from icl_regression.train.loop import train_run
 
 
 def _trained(tmp_path, preset: str, steps: int):
-    cfg = to_dataclass(compose([f"experiment={preset}", f"steps={steps}", "progress=false"]))
-    train_and_evaluate(cfg, tmp_path)
+    cfg = to_dataclass(compose([f"preset={preset}", f"steps={steps}", "progress=false"]))
+    train_run(cfg, tmp_path)
     run = load_run(tmp_path)
     xs, ys, _ = run.sample(jax.random.key(7), 2000)
     return cfg, xs, ys, np.asarray(run.predict(xs, ys), np.float64)

@@ -1,12 +1,13 @@
 """Measurements for the linear-self-attention section (von Oswald et al. 2022): trained LSA vs GD.
 
-    icl-lsa train=true   # train (or resume) the LSA presets, then plot (app: lsa_app.py)
+    icl-lsa train=true   # train (or resume) the LSA presets, then plot (analysis/app.py)
     icl-lsa              # measure and plot existing runs only
 
 Runs live in fixed directories under `runs`: `oswald_lsa/reference` (preset oswald_lsa, one
 layer) and `oswald_lsa_deep/L{k}_{untied,tied}` (preset oswald_lsa_deep with model.n_layer=k);
 `deep=FOLDER` reads the deep runs from any folder instead (e.g. a Hydra multirun sweep).
-Measures into OUT/lsa_numbers.json (`icl-lsa`, analysis/lsa_app.py), which figures/lsa.py draws:
+This module only measures stored runs; training them is the app's. Measures into
+OUT/lsa_numbers.json (`icl-lsa`, analysis/app.py), which figures/lsa.py draws:
 lsa_loss_curve.png, lsa_sensitivity.png, lsa_interpolation.png and lsa_depth.png.
 
 Every loss is the squared error at the query with N = n − 1 context pairs (the position the
@@ -23,7 +24,6 @@ import numpy as np
 
 from icl_regression.analysis import gd_compare
 from icl_regression.checkpoints import checkpoint_steps
-from icl_regression.cli import compose_train
 from icl_regression.config import TrainConfig
 from icl_regression.data import tasks
 from icl_regression.models.lsa import constructed_lsa
@@ -40,29 +40,6 @@ def finite_numbers(value):
     if isinstance(value, (list, tuple)):
         return [finite_numbers(v) for v in value]
     return finite_or_none(value) if isinstance(value, float) else value
-
-
-def compose_preset(experiment: str, overrides: tuple[str, ...] = ()) -> TrainConfig:
-    """The validated config of `conf/experiment/<experiment>.yaml` plus overrides."""
-    return compose_train([f"experiment={experiment}", *overrides])
-
-
-def preset_runs(runs_root: Path, depths=DEPTHS) -> dict:
-    """{run_dir: (experiment, overrides)} for every run the figures read."""
-    runs = {runs_root / "oswald_lsa" / "reference": ("oswald_lsa", ())}
-    for depth in depths:
-        for tied in (False, True):
-            name = f"L{depth}_{'tied' if tied else 'untied'}"
-            runs[runs_root / "oswald_lsa_deep" / name] = (
-                "oswald_lsa_deep", (f"model.n_layer={depth}", f"model.tie_layers={tied}"))
-    return runs
-
-
-def train_presets(runs_root: Path, depths=DEPTHS) -> None:
-    from icl_regression.train.loop import train_and_evaluate
-
-    for run_dir, (experiment, overrides) in preset_runs(runs_root, depths).items():
-        train_and_evaluate(compose_preset(experiment, overrides), run_dir)  # resumes if present
 
 
 def _prompts(cfg: TrainConfig, n_prompts: int, fold: int):

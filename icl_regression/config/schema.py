@@ -177,3 +177,6 @@ class TrainConfig:
     keep_period: int = 0  # ... plus every checkpoint at a multiple of this (0: none)
     tensorboard: bool = False
     progress: bool = True
+    # Modules imported before anything else (icl_regression.plugins): a user's own families,
+    # models, baselines. Recorded in config.json, so loading the run imports them again.
+    plugins: tuple[str, ...] = ()

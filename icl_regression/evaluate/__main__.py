@@ -1,5 +1,5 @@
 """`python -m icl_regression.evaluate`."""
 
-from icl_regression.evaluate.runner import main
+from icl_regression.evaluate.app import main
 
 main()

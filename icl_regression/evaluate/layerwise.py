@@ -28,7 +28,7 @@ import numpy as np
 from icl_regression.data import shifts, tasks
 from icl_regression.evaluate.matching import match_algorithms, sq_error_curve
 from icl_regression.models.layers import layer_norm  # the forward's own, bit for bit
-from icl_regression.probes.families import Split, linear_probe
+from icl_regression.probes.kinds import Split, linear_probe
 from icl_regression.run import chunked
 from icl_regression.storage import finite_or_none, write_json
 

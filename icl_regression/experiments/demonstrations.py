@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass
 
 import jax.numpy as jnp
 import numpy as np
@@ -11,20 +12,63 @@ from tqdm.auto import tqdm
 
 from icl_regression.baselines import get_baseline, huber
 from icl_regression.checkpoints import checkpoint_steps
+from icl_regression.config import CORRUPT_MODES, CorruptMode
+from icl_regression.config.checks import one_of_each, require
 from icl_regression.data import context, tasks
-from icl_regression.experiments.common import (
-    band,
-    clean_task,
-    experiment_key,
-    prompts,
-    register_experiment,
-    sq_error,
+from icl_regression.experiments.options import ExperimentSkipped
+from icl_regression.experiments.registry import register_experiment
+from icl_regression.experiments.shared import band, clean_task, experiment_key, prompts, sq_error
+from icl_regression.figures.experiments import (
+    plot_corrupted_demos,
+    plot_demo_selection,
+    plot_order_sensitivity,
 )
-from icl_regression.experiments.options import ExperimentOptions, ExperimentSkipped
 
 
-@register_experiment("corrupted_demos", stream_id=3)
-def corrupted_demos(run, opts: ExperimentOptions) -> dict:
+@dataclass(frozen=True)
+class CorruptionOptions:
+    fractions: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+    modes: tuple[CorruptMode, ...] = (CorruptMode.noise, CorruptMode.other_w)
+    ridge_lam: float = 1.0  # the ridge line (shrinkage also damps outliers)
+    huber_delta: float = 0.1  # Huber threshold, in units of the label scale √(E y²)
+
+
+def check_corruption(c: CorruptionOptions) -> None:
+    require(bool(c.fractions) and all(0 <= f <= 1 for f in c.fractions),
+            "corrupted_demos.fractions", c.fractions, "each must be in [0, 1]")
+    one_of_each(c.modes, CORRUPT_MODES, "corrupted_demos.modes")
+    require(0 < c.ridge_lam < math.inf, "corrupted_demos.ridge_lam", c.ridge_lam, "must be > 0")
+    require(0 < c.huber_delta < math.inf, "corrupted_demos.huber_delta", c.huber_delta,
+            "must be > 0")
+
+
+@dataclass(frozen=True)
+class OrderOptions:
+    permutations: int = 8  # random orders of the same demonstrations per prompt
+    prompts: int = 500
+    steps: tuple[int, ...] | None = None  # checkpoints to evaluate; None: all stored ones
+
+
+def check_order(r: OrderOptions) -> None:
+    require(r.permutations >= 2, "order_sensitivity.permutations", r.permutations,
+            "must be >= 2")
+    require(r.prompts >= 2, "order_sensitivity.prompts", r.prompts, "must be >= 2")
+    require(r.steps is None or (bool(r.steps) and all(s > 0 for s in r.steps)),
+            "order_sensitivity.steps", r.steps, "null (all checkpoints) or positive steps")
+
+
+@dataclass(frozen=True)
+class SelectionOptions:
+    pool_points: int = 64  # labelled examples per prompt to choose the k demonstrations from
+
+
+def check_selection(o: SelectionOptions) -> None:
+    require(o.pool_points >= 1, "demo_selection.pool_points", o.pool_points, "must be >= 1")
+
+
+@register_experiment("corrupted_demos", stream_id=3, figure=plot_corrupted_demos,
+                     options=CorruptionOptions, check=check_corruption, needs_linear_labels=True)
+def corrupted_demos(run, opts) -> dict:
     """Error at the last query (k = n − 1 demonstrations) vs the corrupted fraction.
 
     One key per mode for every fraction: the corrupted sets are nested as the fraction grows
@@ -58,8 +102,9 @@ def corrupted_demos(run, opts: ExperimentOptions) -> dict:
     return result
 
 
-@register_experiment("order_sensitivity", stream_id=4)
-def order_sensitivity(run, opts: ExperimentOptions) -> dict:
+@register_experiment("order_sensitivity", stream_id=4, figure=plot_order_sensitivity,
+                     options=OrderOptions, check=check_order)
+def order_sensitivity(run, opts) -> dict:
     """Variance of the prediction at position k over random orders of the same k pairs,
     per stored checkpoint, for the model and (zero up to rounding) for OLS."""
     options = opts.order_sensitivity
@@ -95,8 +140,9 @@ def order_sensitivity(run, opts: ExperimentOptions) -> dict:
                       "ols": band(sq_error(ols(xs, ys), ys, norm)[:, 1:])}}
 
 
-@register_experiment("demo_selection", stream_id=5)
-def demo_selection(run, opts: ExperimentOptions) -> dict:
+@register_experiment("demo_selection", stream_id=5, figure=plot_demo_selection,
+                     options=SelectionOptions, check=check_selection)
+def demo_selection(run, opts) -> dict:
     """Error vs k when the k demonstrations are the nearest pool points to the query vs k
     random pool points (same pool, same query), for the model and OLS."""
     pool_points = opts.demo_selection.pool_points

@@ -1,10 +1,14 @@
-"""The options every experiment loop reads (frozen dataclasses), and the "cannot serve" error."""
+"""The options every experiment loop reads: the shared ones, plus each registered experiment's
+own options under its name (built from the registry, so a new experiment's options join the
+schema by being registered), and the "cannot serve" error."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+import functools
+from dataclasses import dataclass
 
-from icl_regression.config import CorruptMode
+from icl_regression.experiments.registry import EXPERIMENTS, experiment_names
 
 
 class ExperimentSkipped(Exception):
@@ -12,35 +16,30 @@ class ExperimentSkipped(Exception):
 
 
 @dataclass(frozen=True)
-class CorruptionOptions:
-    fractions: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
-    modes: tuple[CorruptMode, ...] = (CorruptMode.noise, CorruptMode.other_w)
-    ridge_lam: float = 1.0  # the ridge line (shrinkage also damps outliers)
-    huber_delta: float = 0.1  # Huber threshold, in units of the label scale √(E y²)
-
-
-@dataclass(frozen=True)
-class OrderOptions:
-    permutations: int = 8  # random orders of the same demonstrations per prompt
-    prompts: int = 500
-    steps: tuple[int, ...] | None = None  # checkpoints to evaluate; None: all stored ones
-
-
-@dataclass(frozen=True)
-class SelectionOptions:
-    pool_points: int = 64  # labelled examples per prompt to choose the k demonstrations from
-
-
-@dataclass(frozen=True)
-class LongContextOptions:
-    n_points: int = 0  # 0: the positional table length (learned) or 3 × n_points (none)
-
-
-@dataclass(frozen=True)
-class ExperimentOptions:
+class SharedOptions:
     n_prompts: int = 2000
     seed: int = 0  # added to the run's seed for the evaluation prompts
-    corrupted_demos: CorruptionOptions = field(default_factory=CorruptionOptions)
-    order_sensitivity: OrderOptions = field(default_factory=OrderOptions)
-    demo_selection: SelectionOptions = field(default_factory=SelectionOptions)
-    long_context: LongContextOptions = field(default_factory=LongContextOptions)
+
+
+def option_fields() -> list[tuple[str, type, dataclasses.Field]]:
+    """(name, type, field) of every registered experiment that has options, in stream order."""
+    return [(name, spec.options, dataclasses.field(default_factory=spec.options))
+            for name in experiment_names() if (spec := EXPERIMENTS.get(name)).options]
+
+
+@functools.cache
+def _options_type(names: tuple[str, ...]) -> type:
+    built = dataclasses.make_dataclass("ExperimentOptions", option_fields(),
+                                       bases=(SharedOptions,), frozen=True)
+    built.__module__ = __name__
+    return built
+
+
+def experiment_options_type() -> type:
+    """The frozen dataclass `ExperimentOptions`: n_prompts, seed, and `<experiment>` options."""
+    return _options_type(experiment_names())
+
+
+def ExperimentOptions(**values):  # noqa: N802 (reads as the class it builds)
+    """An `ExperimentOptions` instance; keys as in the dataclass (`n_prompts=64`, ...)."""
+    return experiment_options_type()(**values)

@@ -6,19 +6,16 @@ import dataclasses
 
 from icl_regression.baselines import get_baseline
 from icl_regression.data import tasks
-from icl_regression.experiments.common import (
-    clean_task,
-    errors_by_setting,
-    register_experiment,
-    ridge_bayes,
-)
-from icl_regression.experiments.options import ExperimentOptions
+from icl_regression.experiments.registry import register_experiment
+from icl_regression.experiments.shared import clean_task, errors_by_setting, ridge_bayes
+from icl_regression.figures.experiments import plot_prior_override, plot_task_diversity
 from icl_regression.models import count_params
 from icl_regression.storage import finite_or_none
 
 
-@register_experiment("task_diversity", stream_id=0, multi_run=True)
-def task_diversity(run, opts: ExperimentOptions) -> dict:
+@register_experiment("task_diversity", stream_id=0, figure=plot_task_diversity,
+                     needs_linear_labels=True, multi_run=True)
+def task_diversity(run, opts) -> dict:
     """Error and SPD to dMMSE (Bayes for the pool) and ridge λ* (Bayes for the Gaussian prior),
     on pool tasks and on fresh tasks."""
     task = clean_task(run)
@@ -37,8 +34,9 @@ def task_diversity(run, opts: ExperimentOptions) -> dict:
                                           reference="model", spd_key="spd")}
 
 
-@register_experiment("prior_override", stream_id=2)
-def prior_override(run, opts: ExperimentOptions) -> dict:
+@register_experiment("prior_override", stream_id=2, figure=plot_prior_override,
+                     needs_linear_labels=True)
+def prior_override(run, opts) -> dict:
     """Trained with a w prior of mean μ, evaluated on tasks around −μ ("flipped") and +μ.
 
     prior_mean predicts x·μ whatever the context; bayes_train_prior is the posterior mean under

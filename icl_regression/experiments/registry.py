@@ -1,244 +1,54 @@
-"""`python -m icl_regression.experiments name=<experiment> runs=<dirs or glob>`: an experiment's
-numbers from trained runs, and its figure.
+"""The experiment registry: one `register_experiment` call carries everything about an
+experiment (its loop, figure, options, their checks, what the run must be), so adding one is
+one new module in this package (found by being there) or in a plugin.
 
-For every run matched by `runs` (searched recursively, multirun folders included) the
-experiment's loop (registered in loops.py) writes `RUN/experiments/<name>.json` atomically; a
-stored file computed with the same options at the same step is reused unless
-`recompute=true`. The figure (figures/experiments.py) goes to `out/<name>.<fmt>` with the
-records behind it in `out/<name>.json`, and, for single-run experiments, to each run's
-`plots/experiment_<name>.<fmt>`. Runs that cannot serve the experiment are listed with the
-reason. Options: conf/experiments.yaml. `run_experiment(ExperimentsConfig(...))` is the same
-without Hydra.
+A loop takes a `Run` (icl_regression.run) and the experiment options, draws its prompts from the
+run's "eval" stream (sub-keys keyed by the experiment's stream id, disjoint from training), and
+reports squared errors divided by the zero predictor's expected error E y² of the evaluated
+prompts (so 1 is trivial), as {"mean", "lo", "hi"} curves (95% band: mean ± 1.96 standard
+errors). Labels are always clean in the scored query; corruption, when asked for, touches the
+context.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import json
-import math
-import sys
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from tqdm.auto import tqdm
+from icl_regression.registry import Registry, import_submodules
 
-from icl_regression.cli import App, run_app
-from icl_regression.config import CORRUPT_MODES, once, to_dataclass
-from icl_regression.config.build import MISSING
-from icl_regression.config.checks import one_of_each, require
-from icl_regression.experiments.loops import EXPERIMENTS, LOOPS, MULTI_RUN
-from icl_regression.experiments.options import (
-    ExperimentOptions,
-    ExperimentSkipped,
-)
-from icl_regression.figures.style import FORMATS
-from icl_regression.storage import WRITE_WAIT_S, RunDirLocked, run_lock, write_json
-
-# Experiments built on y = w·x + noise (a task pool of w, a shifted w prior, other tasks' w as
-# corrupted labels): skipped, with the reason, for the other task families.
-NEEDS_LINEAR_LABELS = ("task_diversity", "prior_override", "corrupted_demos")
+# Modules of this package that hold no experiment.
+NOT_EXPERIMENTS = ("app", "registry", "shared", "options")
 
 
 @dataclass(frozen=True)
-class ExperimentsConfig:
-    name: str = ""
-    runs: tuple[str, ...] = ()
-    out: str = "plots/experiments"
-    per_run_plots: bool = True
-    recompute: bool = False
-    formats: tuple[str, ...] = ("png",)
-    dpi: int = 150
-    options: ExperimentOptions = field(default_factory=ExperimentOptions)
+class Experiment:
+    loop: Callable[..., dict]  # (run, options) -> JSON-ready dict of numbers
+    figure: Callable[[Sequence[Mapping]], Any]  # records (one per run) -> matplotlib Figure
+    options: type | None = None  # frozen dataclass of its own options, key `<name>.<field>`
+    check: Callable[[Any], None] | None = None  # its options -> raises ConfigError if bad
+    needs_linear_labels: bool = False  # y = w·x + noise (a w prior, other tasks' w, a pool)
+    multi_run: bool = False  # its figure only makes sense across a sweep of runs
 
 
-@dataclass(frozen=True)
-class ExperimentsArgs(ExperimentOptions):
-    """The app's schema (conf/experiments.yaml): the options flat beside the top-level keys."""
-
-    name: str = MISSING  # one of EXPERIMENTS
-    runs: Any = "runs/${name}*"  # a run directory, a glob, or a list; searched recursively
-    out: str = "plots/experiments"
-    per_run_plots: bool = True  # single-run figures also go to RUN/plots/experiment_<name>
-    recompute: bool = False  # true: ignore stored RUN/experiments/<name>.json
-    formats: tuple[str, ...] = ("png",)
-    dpi: int = 150
+EXPERIMENTS: Registry[Experiment] = Registry("experiment")
 
 
-def _check_options(o: ExperimentOptions) -> None:
-    require(o.n_prompts >= 2, "n_prompts", o.n_prompts, "must be >= 2")
-    require(o.seed >= 0, "seed", o.seed, "must be >= 0")
-    c = o.corrupted_demos
-    require(bool(c.fractions) and all(0 <= f <= 1 for f in c.fractions),
-            "corrupted_demos.fractions", c.fractions, "each must be in [0, 1]")
-    one_of_each(c.modes, CORRUPT_MODES, "corrupted_demos.modes")
-    require(0 < c.ridge_lam < math.inf, "corrupted_demos.ridge_lam", c.ridge_lam, "must be > 0")
-    require(0 < c.huber_delta < math.inf, "corrupted_demos.huber_delta", c.huber_delta,
-            "must be > 0")
-    r = o.order_sensitivity
-    require(r.permutations >= 2, "order_sensitivity.permutations", r.permutations,
-            "must be >= 2")
-    require(r.prompts >= 2, "order_sensitivity.prompts", r.prompts, "must be >= 2")
-    require(r.steps is None or (bool(r.steps) and all(s > 0 for s in r.steps)),
-            "order_sensitivity.steps", r.steps, "null (all checkpoints) or positive steps")
-    require(o.demo_selection.pool_points >= 1, "demo_selection.pool_points",
-            o.demo_selection.pool_points, "must be >= 1")
-    require(o.long_context.n_points >= 0, "long_context.n_points", o.long_context.n_points,
-            "must be >= 0 (0: the positional table, or 3 × n_points without positions)")
+def register_experiment(name: str, *, stream_id: int, figure: Callable, options: type | None = None,
+                        check: Callable[[Any], None] | None = None,
+                        needs_linear_labels: bool = False, multi_run: bool = False):
+    """Decorator on the loop: `@register_experiment("scale", stream_id=1, figure=plot_scale)`.
+    Never reuse or renumber a stream id: it picks the experiment's prompts (sub-keys
+    100 + 10·id + part of the eval stream)."""
+    def decorate(loop: Callable) -> Callable:
+        EXPERIMENTS.register(name, Experiment(loop, figure, options, check, needs_linear_labels,
+                                              multi_run), stream_id=stream_id)
+        return loop
+    return decorate
 
 
-@once
-def check_experiments(args: ExperimentsArgs) -> ExperimentsConfig:
-    """The one place the experiments app's values are checked -> ExperimentsConfig."""
-    runs = tuple(args.runs) if isinstance(args.runs, (list, tuple)) else (args.runs,)
-    require(args.name in EXPERIMENTS, "name", args.name, f"allowed: {', '.join(EXPERIMENTS)}")
-    require(bool(runs) and all(isinstance(r, str) and r for r in runs), "runs", runs,
-            "a run directory, a glob, or a list of them")
-    one_of_each(args.formats, FORMATS, "formats")
-    require(30 <= args.dpi <= 2400, "dpi", args.dpi, "must be in 30..2400")
-    _check_options(args)
-    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(ExperimentOptions)}
-    top = {f.name: getattr(args, f.name) for f in dataclasses.fields(ExperimentsConfig)
-           if f.name not in ("options", "runs")}
-    return ExperimentsConfig(**top, runs=runs, options=ExperimentOptions(**options))
-
-
-def experiments_config(values: Mapping) -> ExperimentsConfig:
-    """The composed config (plain dict) -> checked ExperimentsConfig; ConfigError if bad."""
-    return check_experiments(to_dataclass(values, ExperimentsArgs))
-
-
-def stored_options(cfg: ExperimentsConfig) -> dict:
-    """The options that determine an experiment's numbers (the cache key with the step)."""
-    options = dataclasses.asdict(cfg.options)
-    shared = {k: v for k, v in options.items() if not isinstance(v, dict)}
-    own = options.get(cfg.name)
-    return json.loads(json.dumps({**shared, **({cfg.name: own} if own else {})}))
-
-
-@dataclass
-class ExperimentReport:
-    records: list[dict] = field(default_factory=list)
-    written: list[Path] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)  # run dir -> why
-
-
-def _cached(path: Path, options: dict, step: int | None) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        stored = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return stored if stored.get("options") == options and stored.get("step") == step else None
-
-
-@functools.lru_cache(maxsize=4)
-def _load(run_dir: Path, step: int):
-    """The loaded run, kept while several experiments of one process use it (its jitted
-    forward is compiled once per shape, not once per experiment)."""
-    from icl_regression.run import load_run
-
-    return load_run(run_dir, step)
-
-
-def _check_family(run_dir: Path, name: str) -> None:
-    from icl_regression.data.families import family_of
-    from icl_regression.run import load_config
-
-    task = load_config(run_dir).task
-    if name in NEEDS_LINEAR_LABELS and not family_of(task).linear_labels:
-        raise ExperimentSkipped(f"task.family={task.family!r}: labels are not y = w·x + noise, "
-                                f"which {name} needs")
-
-
-def evaluate_one(run_dir: Path, cfg: ExperimentsConfig) -> dict:
-    """The experiment's record for one run: computed, or reused from RUN/experiments/."""
-    from icl_regression.checkpoints import Checkpointer, has_checkpoint
-
-    if not has_checkpoint(run_dir / "checkpoints"):
-        raise ExperimentSkipped("no checkpoints/ (train it first)")
-    _check_family(run_dir, cfg.name)
-    path = run_dir / "experiments" / f"{cfg.name}.json"
-    options = stored_options(cfg)
-    ckpt = Checkpointer(run_dir / "checkpoints")
-    latest = ckpt.latest_step()
-    ckpt.close()
-    if not cfg.recompute and (record := _cached(path, options, latest)) is not None:
-        return record
-    start = time.perf_counter()
-    run = _load(run_dir.resolve(), latest)
-    results = LOOPS.get(cfg.name)(run, cfg.options)
-    record = {"experiment": cfg.name, "run_dir": str(run_dir), "step": run.step,
-              "options": options, "wall_s": time.perf_counter() - start, "results": results}
-    with run_lock(run_dir, wait_s=WRITE_WAIT_S):  # not while training writes the run
-        write_json(path, record, indent=1)
-    return record
-
-
-def run_experiment(cfg: ExperimentsConfig, log: Callable[[str], None] = print) -> ExperimentReport:
-    """Numbers for every matched run, then the figure; returns what was done."""
-    from icl_regression.figures.experiments import EXPERIMENT_FIGURES
-    from icl_regression.figures.stored_runs import RunRecord, discover_runs, run_labels
-    from icl_regression.figures.style import save_figure
-
-    report = ExperimentReport()
-    found = []
-    for run_dir in tqdm(discover_runs(cfg.runs), desc=cfg.name, unit="run", file=sys.stderr):
-        try:
-            record = evaluate_one(run_dir, cfg)
-        except (ExperimentSkipped, FileNotFoundError, RunDirLocked) as why:
-            report.skipped[str(run_dir)] = str(why)
-            continue
-        found.append((RunRecord(run_dir, _config_dict(run_dir)), record))
-    run_labels([run for run, _ in found])
-    for run, record in found:
-        report.records.append({**record, "label": run.label})
-    for run_dir, why in report.skipped.items():
-        log(f"skipped {run_dir}: {why}")
-    if not report.records:
-        return report
-    out = Path(cfg.out)
-    write_json(out / f"{cfg.name}.json", report.records, indent=1)
-    report.written.append(out / f"{cfg.name}.json")
-    figure = EXPERIMENT_FIGURES.get(cfg.name)
-    report.written += save_figure(figure(report.records), out / cfg.name, cfg.formats, cfg.dpi)
-    if cfg.per_run_plots and cfg.name not in MULTI_RUN:
-        for record in report.records:
-            stem = Path(record["run_dir"]) / "plots" / f"experiment_{cfg.name}"
-            report.written += save_figure(figure([record]), stem, cfg.formats, cfg.dpi)
-    log(f"{cfg.name}: {len(report.records)} runs; wrote {len(report.written)} files "
-        f"(figure: {out / cfg.name}.{cfg.formats[0]})")
-    return report
-
-
-def _config_dict(run_dir: Path) -> dict:
-    from icl_regression.run import load_config
-
-    return dataclasses.asdict(load_config(run_dir))
-
-
-def _experiments_app(cfg: ExperimentsConfig, _output_dir: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    if not run_experiment(cfg).records:
-        print(f"error: no run could serve {cfg.name} (see the skipped runs above)",
-              file=sys.stderr)
-        sys.exit(1)
-
-
-APP = App("experiments", ExperimentsArgs, check_experiments, _experiments_app, hints={
-    "name": f"name is required; one of {', '.join(EXPERIMENTS)}"})
-
-
-def main() -> None:
-    """`icl-experiments` / `python -m icl_regression.experiments` (cli.py runs it)."""
-    run_app(APP)
-
-
-if __name__ == "__main__":
-    main()
+def experiment_names() -> tuple[str, ...]:
+    """Every registered experiment (built-in and plugins), in stream-id order."""
+    import_submodules(__package__, skip=NOT_EXPERIMENTS)
+    return tuple(sorted(EXPERIMENTS.names(), key=EXPERIMENTS.stream_id))

@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 from icl_regression.baselines import get_baseline
+from icl_regression.config.checks import require
 from icl_regression.data import tasks
-from icl_regression.experiments import common
-from icl_regression.experiments.common import register_experiment
-from icl_regression.experiments.options import ExperimentOptions, ExperimentSkipped
+from icl_regression.experiments import shared as common
+from icl_regression.experiments.options import ExperimentSkipped
+from icl_regression.experiments.registry import register_experiment
+from icl_regression.figures.experiments import plot_long_context, plot_scale
 from icl_regression.models import count_params
 
 
-@register_experiment("scale", stream_id=1, multi_run=True)
-def scale(run, opts: ExperimentOptions) -> dict:
+@dataclass(frozen=True)
+class LongContextOptions:
+    n_points: int = 0  # 0: the positional table length (learned) or 3 × n_points (none)
+
+
+def check_long_context(o: LongContextOptions) -> None:
+    require(o.n_points >= 0, "long_context.n_points", o.n_points,
+            "must be >= 0 (0: the positional table, or 3 × n_points without positions)")
+
+
+@register_experiment("scale", stream_id=1, figure=plot_scale, multi_run=True)
+def scale(run, opts) -> dict:
     """Error vs k of the model, least squares and averaging; the model's size."""
     task = common.clean_task(run)
     xs, ys, _ = common.prompts(run, task, "scale", 0, opts.n_prompts, opts)
@@ -26,8 +39,9 @@ def scale(run, opts: ExperimentOptions) -> dict:
             "error": {name: common.band(common.sq_error(p, ys, norm)) for name, p in preds.items()}}
 
 
-@register_experiment("long_context", stream_id=6)
-def long_context(run, opts: ExperimentOptions) -> dict:
+@register_experiment("long_context", stream_id=6, figure=plot_long_context,
+                     options=LongContextOptions, check=check_long_context)
+def long_context(run, opts) -> dict:
     """Error vs k on prompts longer than the training ones."""
     task, model = common.clean_task(run), run.config.model
     table = model.max_len or task.n_points

@@ -26,14 +26,9 @@ from icl_regression.config.checks import indices, one_of_each, require
 from icl_regression.figures import sweeps
 from icl_regression.figures.analysis_apps import compute_missing
 from icl_regression.figures.per_run import FigureSkipped, chosen_setting, run_figures
-from icl_regression.figures.stored_runs import (
-    RunRecord,
-    bayes_lambda,
-    discover_runs,
-    load_record,
-    run_labels,
-)
+from icl_regression.figures.stored_runs import RunRecord, bayes_lambda, label_records, load_record
 from icl_regression.figures.style import FORMATS, default_baselines, save_figure
+from icl_regression.run_dirs import discover_runs
 
 
 @dataclass(frozen=True)
@@ -55,6 +50,7 @@ class FiguresConfig:
     baselines: Any = None  # eval.json names (one or a list); None: one per family
     setting: str | None = None  # eval.json setting of the SPD/ILWD figures; None: training
     attention: AttentionOptions = field(default_factory=AttentionOptions)
+    plugins: tuple[str, ...] = ()  # modules to import first (icl_regression.plugins)
 
 
 def _as_tuple(value: Any) -> tuple | None:
@@ -164,7 +160,7 @@ def make_figures(options: FiguresConfig, log: Callable[[str], None] = print) -> 
             report.skipped[str(run_dir)] = loaded
         else:
             records.append(loaded)
-    run_labels(records)
+    label_records(records)
     out = Path(options.out)
     for record in tqdm(records, desc="figures", unit="run", file=sys.stderr):
         folders = [out / record.label] + ([record.path / "plots"] if options.per_run_plots

@@ -8,7 +8,7 @@ family colour and a broken line in every figure.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -25,11 +25,8 @@ from icl_regression.figures.style import (
     new_figure,
     styled,
 )
-from icl_regression.registry import Registry
 
 ERROR_LABEL = "squared error / zero pred."
-# experiment name (as icl_regression.experiments registers it) -> records -> Figure
-EXPERIMENT_FIGURES: Registry[Callable[[Sequence[Mapping]], Figure]] = Registry("experiment figure")
 def _line(ax, xs, value, colour, linestyle="-", label=None, band=True, marker=None, lw=1.2):
     mean, lo, hi = curve(value)
     ax.plot(xs, mean, color=colour, ls=linestyle, label=label, marker=marker, ms=3, lw=lw)
@@ -288,12 +285,3 @@ def plot_long_context(records: Sequence[Mapping]) -> Figure:
     ax.axvspan(trained - 0.5, longest["n_points"] - 0.5, color=GREY, alpha=0.15, lw=0,
                label=f"beyond training (k ≥ {trained})")
     return _finish_one_panel(fig, ax)
-
-
-EXPERIMENT_FIGURES.register("task_diversity", plot_task_diversity)
-EXPERIMENT_FIGURES.register("scale", plot_scale)
-EXPERIMENT_FIGURES.register("prior_override", plot_prior_override)
-EXPERIMENT_FIGURES.register("corrupted_demos", plot_corrupted_demos)
-EXPERIMENT_FIGURES.register("order_sensitivity", plot_order_sensitivity)
-EXPERIMENT_FIGURES.register("demo_selection", plot_demo_selection)
-EXPERIMENT_FIGURES.register("long_context", plot_long_context)

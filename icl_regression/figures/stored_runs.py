@@ -1,30 +1,20 @@
-"""Reading stored run directories for the figures: discovery, files, labels. Never computes
-(the figures CLI runs the analysis apps first when asked: `compute_missing`).
-
-A run directory holds `config.json` (and `.hydra/config.yaml` when Hydra made it),
-`metrics.jsonl`, `eval.json`, `probes.json`, `attention.npz`, `checkpoints/` and `plots/`;
-a multirun folder holds several of them, one per job.
-"""
+"""Reading a stored run directory's files for the figures (finding runs is run_dirs.py).
+Never computes (the figures CLI runs the analysis apps first when asked: `compute_missing`)."""
 
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
-import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from icl_regression.config import ConfigError
 from icl_regression.figures.attention import read_attention
+from icl_regression.run_dirs import run_labels
 from icl_regression.storage import load_config, read_jsonl
 
-RUN_FILES = ("config.json", "metrics.jsonl", "eval.json", "probes.json")
-NOT_RUNS = {".hydra", "checkpoints", "plots"}  # sub-folders of a run, never searched
 MODEL_NAMES = {"gpt": "transformer", "lsa": "LSA"}
 
 @dataclass
@@ -37,22 +27,6 @@ class RunRecord:
     attention: dict | None = None  # attention.npz: one prompt's (L, H, T, T) and labels
     notes: list[str] = field(default_factory=list)  # figures not drawn, and why
     label: str = ""
-
-
-def discover_runs(patterns: Sequence[str]) -> list[Path]:
-    """Run directories under each pattern (a path or a glob), searched recursively, sorted."""
-    found: set[Path] = set()
-    for pattern in patterns:
-        matches = sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else (
-            [pattern] if os.path.exists(pattern) else [])
-        if not matches:
-            raise ConfigError(f"runs={pattern!r}: no such directory, or nothing matches the glob")
-        for match in matches:
-            for dirpath, dirnames, filenames in os.walk(match):
-                if ".hydra" in dirnames or any(f in filenames for f in RUN_FILES):
-                    found.add(Path(dirpath))
-                dirnames[:] = sorted(d for d in dirnames if d not in NOT_RUNS)
-    return sorted(found)
 
 
 def _read_json(path: Path, notes: list[str]) -> dict | None:
@@ -92,18 +66,11 @@ def load_record(run_dir: Path) -> RunRecord | str:
     return record
 
 
-def run_labels(records: Sequence[RunRecord]) -> None:
-    """Label = experiment name, plus the path below the shared folder when it is not unique."""
-    by_experiment: dict[str, list[RunRecord]] = {}
-    for record in records:
-        by_experiment.setdefault(str(record.config.get("name") or record.path.name),
-                                 []).append(record)
-    for experiment, group in by_experiment.items():
-        common = os.path.commonpath([str(r.path.resolve()) for r in group])
-        for record in group:
-            tail = os.path.relpath(record.path.resolve(), common) if len(group) > 1 else "."
-            label = experiment if tail == "." else f"{experiment}_{tail}"
-            record.label = re.sub(r"[^\w.\-]+", "_", label)
+def label_records(records: Sequence[RunRecord]) -> None:
+    """Set each record's label (run_dirs.run_labels: the run's name, made unique)."""
+    for record, label in zip(records, run_labels([(r.path, r.config) for r in records]),
+                             strict=True):
+        record.label = label
 
 
 def model_label(config: Mapping) -> str:

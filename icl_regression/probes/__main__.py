@@ -1,5 +1,5 @@
 """`python -m icl_regression.probes`."""
 
-from icl_regression.probes.runner import main
+from icl_regression.probes.app import main
 
 main()

@@ -12,7 +12,7 @@ from typing import Any
 from icl_regression.config import once, to_dataclass
 from icl_regression.config.build import MISSING
 from icl_regression.config.checks import at_least, indices, one_of_each, require
-from icl_regression.probes.families import DEFAULT_PROBES, PROBES, FitOptions
+from icl_regression.probes.kinds import DEFAULT_PROBES, PROBES, FitOptions
 from icl_regression.probes.targets import TARGETS
 
 POSITION_SETS = ("x", "y")  # positions=x: every query token; positions=y: every y token
@@ -40,6 +40,7 @@ class ProbeConfig(ProbeOptions):
 
     run_dir: str = MISSING  # a trained run directory (with checkpoints/)
     control_run_dir: str | None = None  # a run trained with task.w_prior=fixed, same shapes
+    plugins: tuple[str, ...] = ()  # modules to import first (icl_regression.plugins)
 
 
 def _sorted_unique(values: tuple[int, ...] | None) -> tuple[int, ...] | None:

@@ -39,7 +39,7 @@ from icl_regression.baselines import solvers, tune_gd_eta
 from icl_regression.baselines.solvers import exclusive_cumsum, gd_weights, ols_weights
 from icl_regression.config import TaskConfig
 from icl_regression.data import tasks
-from icl_regression.probes.families import Split
+from icl_regression.probes.kinds import Split
 
 TARGETS = ("w", "w_ols", "w_ridge", "w_gd", "xty")
 

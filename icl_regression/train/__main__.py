@@ -1,5 +1,5 @@
 """`python -m icl_regression.train`."""
 
-from icl_regression.train.task import main
+from icl_regression.train.app import main
 
 main()

@@ -1,6 +1,6 @@
 """Training: `python -m icl_regression.train [overrides]` or `icl-train`.
 
-`train_and_evaluate(cfg, run_dir)` is the importable core; Hydra stops at `main`.
+`train_run(cfg, run_dir)` is the importable core; Hydra stops at `main`.
 One jitted call runs `log_every` optimizer steps with `lax.scan`, sampling each step's batch
 inside the scan from `(seed, step)`: no host data pipeline, exact resume, one compilation.
 """
@@ -160,7 +160,7 @@ class _Session:
     train_s: float = 0.0
 
 
-def train_and_evaluate(cfg: TrainConfig, run_dir: str | Path) -> dict:
+def train_run(cfg: TrainConfig, run_dir: str | Path) -> dict:
     """Train (or resume) the run in `run_dir`; returns a summary dict ("stopped_by" names the
     signal that stopped it early, after a checkpoint)."""
     validate(cfg)

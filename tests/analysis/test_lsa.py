@@ -23,7 +23,7 @@ from icl_regression.config import (
 from icl_regression.data import tasks
 from icl_regression.models import build_model
 from icl_regression.models.lsa import LSA, constructed_lsa, gd_construction, lsa_forward
-from icl_regression.train.loop import masked_mse, train_and_evaluate
+from icl_regression.train.loop import masked_mse, train_run
 
 D, N = 4, 7  # prefixes k = 0..6 cover the rank-deficient k < d and the k >= d cases
 
@@ -188,7 +188,7 @@ def test_trains_and_loads(tmp_path):
                       optim=OptimConfig(lr=3e-2, warmup_steps=0, schedule="constant"),
                       steps=40, batch_size=32, log_every=20, ckpt_every=20,
                       loss_positions="last", progress=False)
-    train_and_evaluate(cfg, tmp_path / "run")
+    train_run(cfg, tmp_path / "run")
     run = load_run(tmp_path / "run")
     assert run.step == 40 and isinstance(run.model, LSA)
     np.testing.assert_array_equal(run.x_positions, np.arange(6))
@@ -204,11 +204,11 @@ def test_trains_and_loads(tmp_path):
 def test_trained_one_layer_lsa_matches_optimal_gd(tmp_path):
     """von Oswald et al.'s headline: one trained LSA layer reaches the loss of one GD step with
     the best η and the same sensitivity to the query."""
-    from icl_regression.analysis.lsa import compose_preset
+    from icl_regression.analysis.app import compose_preset
 
     cfg = dataclasses.replace(compose_preset("oswald_lsa"), steps=800, progress=False,
                               ckpt_every=800, keep_period=0, log_every=100)
-    train_and_evaluate(cfg, tmp_path / "run")
+    train_run(cfg, tmp_path / "run")
     run = load_run(tmp_path / "run")
     xs, ys, _ = tasks.sample_prompts(tasks.stream_key(1, "eval"), cfg.task, 4096)
     eta = gd_compare.optimal_gd_eta(xs, ys, 1)
@@ -219,7 +219,7 @@ def test_trained_one_layer_lsa_matches_optimal_gd(tmp_path):
 
 
 def test_presets_compose():
-    from icl_regression.analysis.lsa import compose_preset
+    from icl_regression.analysis.app import compose_preset
 
     single = compose_preset("oswald_lsa")
     assert (single.model.name, single.model.n_layer, single.loss_positions) == ("lsa", 1, "last")

@@ -13,17 +13,15 @@ from conftest import compose, tiny_config
 from icl_regression import baselines, load_run
 from icl_regression.config import ModelConfig, TaskConfig
 from icl_regression.data import shifts
+from icl_regression.evaluate.app import _eval_config, register_eval_schema, run_from_config
 from icl_regression.evaluate.eval_json import format_table, validate_eval_json, write_eval_json
-from icl_regression.evaluate.runner import (
+from icl_regression.evaluate.evaluation import (
     EvalConfig,
-    _eval_config,
     evaluate_predictors,
     evaluate_run,
     metrics,
-    register_eval_schema,
-    run_from_config,
 )
-from icl_regression.train.loop import train_and_evaluate
+from icl_regression.train.loop import train_run
 
 TASK = TaskConfig(d=3, n_points=8, noise_std=0.3)
 SMALL = EvalConfig(n_prompts=300, implicit_prompts=64, progress=False, ridge_lams=(0.5,))
@@ -78,7 +76,7 @@ def test_one_pass_query_model_equals_a_forward_per_point(encoding, tmp_path):
 
     cfg = tiny_config(task=TaskConfig(d=3, n_points=7), steps=10,
                       model=ModelConfig(n_layer=2, n_head=2, d_model=16, encoding=encoding))
-    train_and_evaluate(cfg, tmp_path)
+    train_run(cfg, tmp_path)
     run = load_run(tmp_path)
     rng = np.random.default_rng(2)
     xs = rng.standard_normal((6, 7, 3)).astype(np.float32)
@@ -132,7 +130,7 @@ def test_ood_settings_do_what_they_say():
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
-    train_and_evaluate(tiny_config(steps=10, log_every=5, ckpt_every=5,
+    train_run(tiny_config(steps=10, log_every=5, ckpt_every=5,
                                    task=TaskConfig(d=3, n_points=6, noise_std=0.3)), run_dir)
     return run_dir
 

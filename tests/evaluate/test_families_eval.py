@@ -9,7 +9,7 @@ import pytest
 
 from icl_regression.config import TaskConfig
 from icl_regression.evaluate.eval_json import format_table, validate_eval_json
-from icl_regression.evaluate.runner import evaluate_baselines
+from icl_regression.evaluate.evaluation import evaluate_baselines
 
 FAST = dict(n_prompts=400, settings=("train", "x_scale_2"), progress=False)
 

@@ -14,13 +14,14 @@ from conftest import compose, tiny_config
 from icl_regression.baselines import iterative
 from icl_regression.config import ModelConfig, to_dataclass
 from icl_regression.evaluate import matching
+from icl_regression.evaluate.app import register_eval_schema
+from icl_regression.evaluate.evaluation import EvalConfig, check_config
 from icl_regression.evaluate.layerwise import (
     layer_readouts,
     layerwise_run,
     read_layerwise_json,
     validate_layerwise_json,
 )
-from icl_regression.evaluate.runner import EvalConfig, check_config, register_eval_schema
 from icl_regression.figures.layerwise import layerwise_figures
 from icl_regression.models import build_model
 from icl_regression.run import Run

@@ -27,13 +27,14 @@ from icl_regression.figures.app import (  # noqa: E402
     make_figures,
 )
 from icl_regression.figures.attention import plot_attention  # noqa: E402
-from icl_regression.figures.stored_runs import discover_runs, load_record  # noqa: E402
+from icl_regression.figures.stored_runs import load_record  # noqa: E402
 from icl_regression.figures.style import (  # noqa: E402
     default_baselines,
     parse_predictor_name,
     predictor_label,
     save_figure,
 )
+from icl_regression.run_dirs import discover_runs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 D, N_POINTS = 4, 9

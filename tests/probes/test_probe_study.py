@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from icl_regression.probes.families import FitOptions, Split, fit_probes
+from icl_regression.probes.kinds import FitOptions, Split, fit_probes
 from icl_regression.probes.study import format_study, study_summary
 
 

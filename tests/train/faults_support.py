@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, tiny_config
 
 from icl_regression import load_run
-from icl_regression.train.loop import train_and_evaluate
+from icl_regression.train.loop import train_run
 
 CFG = tiny_config(steps=20, log_every=5, ckpt_every=5, keep_checkpoints=4)
 CLI_TINY = ["model.n_layer=2", "model.d_model=16", "task.d=3", "task.n_points=6",
@@ -57,7 +57,7 @@ def compile_once(tmp_path_factory):
 def uninterrupted(tmp_path_factory, compile_once):
     """A finished run (checkpoints at 5, 10, 15, 20) and its final parameters."""
     run_dir = tmp_path_factory.mktemp("uninterrupted")
-    train_and_evaluate(CFG, run_dir)
+    train_run(CFG, run_dir)
     return run_dir, params_of(run_dir)
 
 

@@ -27,8 +27,8 @@ from icl_regression import load_run
 from icl_regression.checkpoints import Checkpointer, NoUsableCheckpoint
 from icl_regression.storage import RunDirLocked, hold_run_lock, release_run_lock, run_lock
 from icl_regression.storage import read_jsonl as read_metrics
-from icl_regression.train.loop import train_and_evaluate
-from icl_regression.train.task import train_task
+from icl_regression.train.app import train_command
+from icl_regression.train.loop import train_run
 
 FIXTURES = (compile_once, uninterrupted, finished)  # pytest finds them by name in this module
 
@@ -57,7 +57,7 @@ def test_a_locked_run_dir_stops_the_task_too(finished, capfd):
     try:
         before = snapshot(finished)
         with pytest.raises(SystemExit) as exit_:
-            train_task(CFG, finished)
+            train_command(CFG, finished)
         assert exit_.value.code == 2
         (line,) = error_lines(capfd.readouterr().err)
         assert f"pid {holder.pid}" in line
@@ -130,7 +130,7 @@ def test_each_damage_is_caught_and_the_previous_checkpoint_restored(
 def test_damaged_newest_checkpoint_falls_back_and_the_run_ends_equal(
         finished, uninterrupted, capfd):
     _empty_data_file(finished / "checkpoints" / "20")
-    assert train_and_evaluate(CFG, finished)["step"] == 20
+    assert train_run(CFG, finished)["step"] == 20
     assert "checkpoints/20 does not restore" in capfd.readouterr().err
     assert [r["step"] for r in read_metrics(finished / "metrics.jsonl")] == [5, 10, 15, 20]
     assert_same_params(finished, uninterrupted[1])
@@ -140,14 +140,14 @@ def test_damaged_newest_checkpoint_falls_back_and_the_run_ends_equal(
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
 def test_every_damage_end_to_end(damage, finished, uninterrupted):
     DAMAGE[damage](finished / "checkpoints" / "20")
-    assert train_and_evaluate(CFG, finished)["step"] == 20
+    assert train_run(CFG, finished)["step"] == 20
     assert_same_params(finished, uninterrupted[1])
 
 
 def test_two_damaged_checkpoints_fall_back_two_steps(finished, uninterrupted):
     _empty_data_file(finished / "checkpoints" / "20")
     _truncate_metadata(finished / "checkpoints" / "15")
-    train_and_evaluate(CFG, finished)
+    train_run(CFG, finished)
     assert {"damaged-15", "damaged-20"} <= {p.name for p in (finished / "checkpoints").iterdir()}
     assert_same_params(finished, uninterrupted[1])
 
@@ -157,7 +157,7 @@ def test_no_checkpoint_restores_is_one_line_and_exit_2(finished, capfd):
     for step in (5, 10, 15, 20):
         _empty_data_file(finished / "checkpoints" / str(step))
     with pytest.raises(SystemExit) as exit_:
-        train_task(CFG, finished)
+        train_command(CFG, finished)
     assert exit_.value.code == 2
     (line,) = error_lines(capfd.readouterr().err)
     assert line.startswith(f"error: no checkpoint in {finished / 'checkpoints'} restores")

@@ -26,9 +26,9 @@ from faults_support import (
 from icl_regression import load_run
 from icl_regression.config import OptimConfig
 from icl_regression.storage import read_jsonl as read_metrics
-from icl_regression.train.loop import train_and_evaluate
+from icl_regression.train.app import EXIT_DIVERGED, EXIT_WRITE_FAILED, train_command
+from icl_regression.train.loop import train_run
 from icl_regression.train.metrics_log import MetricsWriter
-from icl_regression.train.task import EXIT_DIVERGED, EXIT_WRITE_FAILED, train_task
 
 FIXTURES = (compile_once, uninterrupted, finished)  # pytest finds them by name in this module
 
@@ -49,13 +49,13 @@ def test_sigusr1_stops_after_the_chunk_checkpoints_then_hands_over(
         (signum, sorted(p.name for p in (tmp_path / "checkpoints").iterdir()))))
     monkeypatch.setattr(MetricsWriter, "write", write_then_signal)
     try:
-        summary = train_and_evaluate(tiny_config(steps=20, log_every=5, ckpt_every=10), tmp_path)
+        summary = train_run(tiny_config(steps=20, log_every=5, ckpt_every=10), tmp_path)
     finally:
         signal.signal(signal.SIGUSR1, previous)
     assert summary["step"] == 5 and summary["stopped_by"] == "SIGUSR1"
     assert handed_over == [(signal.SIGUSR1, ["5"])]
     monkeypatch.undo()
-    assert train_and_evaluate(CFG, tmp_path)["step"] == 20
+    assert train_run(CFG, tmp_path)["step"] == 20
     assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [5, 10, 15, 20]
     assert_same_params(tmp_path, uninterrupted[1])
 
@@ -99,13 +99,13 @@ def test_enospc_during_a_checkpoint_save_keeps_the_previous_one(
 
     monkeypatch.setattr(async_path, "write_text", disk_full_at_step_15)
     with pytest.raises(SystemExit) as exit_:
-        train_task(CFG, tmp_path)
+        train_command(CFG, tmp_path)
     assert exit_.value.code == EXIT_WRITE_FAILED
     (line,) = error_lines(capfd.readouterr().err)
     assert "step 15" in line and "No space left on device" in line and "(step 10)" in line
     monkeypatch.undo()
     assert load_run(tmp_path).step == 10  # the previous checkpoint is usable
-    assert train_and_evaluate(CFG, tmp_path)["step"] == 20
+    assert train_run(CFG, tmp_path)["step"] == 20
     assert_same_params(tmp_path, uninterrupted[1])
 
 
@@ -114,7 +114,7 @@ def test_nan_guard_is_one_line_and_exit_3(tmp_path, capfd):
     cfg = tiny_config(steps=40, log_every=5, ckpt_every=10,
                       optim=OptimConfig(lr=1e12, warmup_steps=0, grad_clip=0.0))
     with pytest.raises(SystemExit) as exit_:
-        train_task(cfg, tmp_path)
+        train_command(cfg, tmp_path)
     assert exit_.value.code == EXIT_DIVERGED
     (line,) = error_lines(capfd.readouterr().err)
     assert "non-finite loss at step" in line and "optim.lr" in line

@@ -169,7 +169,7 @@ def test_only_process_zero_writes(tmp_path, monkeypatch):
     monkeypatch.setattr(jax, "process_index", lambda *args, **kwargs: 1)
     monkeypatch.setattr(loop, "Checkpointer", RecordingCheckpointer)
     run_dir = tmp_path / "run"
-    summary = loop.train_and_evaluate(SMALL, run_dir)
+    summary = loop.train_run(SMALL, run_dir)
     assert summary["step"] == SMALL.steps
     assert not run_dir.exists(), "a process other than 0 wrote into the run directory"
     # Orbax's save is collective: process 1 must call it at the same steps as process 0.

@@ -27,16 +27,16 @@ from icl_regression.train.loop import (
     check_resumable,
     make_optimizer,
     make_update,
-    train_and_evaluate,
+    train_run,
 )
 
-PRESETS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+PRESETS = sorted(p.stem for p in (CONF_DIR / "preset").glob("*.yaml"))
 
 
 def test_a_few_dozen_steps_lower_the_loss(tmp_path):
     cfg = tiny_config(steps=60, log_every=10, ckpt_every=60,
                       optim=OptimConfig(lr=3e-3, warmup_steps=5))
-    train_and_evaluate(cfg, tmp_path)
+    train_run(cfg, tmp_path)
     records = read_metrics(tmp_path / "metrics.jsonl")
     assert [r["step"] for r in records] == list(range(10, 61, 10))
     assert records[-1]["loss"] < 0.8 * records[0]["loss"]
@@ -53,8 +53,8 @@ QUICK_PRESETS = {"quickstart", "oswald_lsa", "probe_study_cpu", "relu2nn_cpu", "
 @pytest.mark.parametrize("preset", [p if p in QUICK_PRESETS else pytest.param(
     p, marks=pytest.mark.slow) for p in PRESETS])
 def test_every_preset_runs_two_debug_steps(preset, tmp_path):
-    cfg = to_dataclass(compose([f"experiment={preset}", "debug=default"]))
-    summary = train_and_evaluate(cfg, tmp_path)
+    cfg = to_dataclass(compose([f"preset={preset}", "debug=default"]))
+    summary = train_run(cfg, tmp_path)
     assert summary["step"] == 2
     run = load_run(tmp_path)
     xs, ys, _ = run.sample(jax.random.key(0), 3)
@@ -63,7 +63,7 @@ def test_every_preset_runs_two_debug_steps(preset, tmp_path):
 
 def test_load_run_predict_and_sample(tmp_path):
     cfg = tiny_config(steps=10, log_every=5, ckpt_every=5)
-    train_and_evaluate(cfg, tmp_path)
+    train_run(cfg, tmp_path)
     run = load_run(tmp_path)
     assert run.step == 10
     xs, ys, ws = run.sample(jax.random.key(1), 5)
@@ -106,20 +106,20 @@ def test_sigkill_and_resume_equals_uninterrupted_run(tmp_path):
 
 
 def test_resume_with_a_different_config_is_refused(tmp_path):
-    train_and_evaluate(tiny_config(steps=10, log_every=5, ckpt_every=5), tmp_path)
+    train_run(tiny_config(steps=10, log_every=5, ckpt_every=5), tmp_path)
     before = (tmp_path / "config.json").read_text()
     with pytest.raises(ConfigError, match="model.d_model"):
-        train_and_evaluate(tiny_config(model=dataclasses.replace(
+        train_run(tiny_config(model=dataclasses.replace(
             tiny_config().model, d_model=32)), tmp_path)
     assert (tmp_path / "config.json").read_text() == before
-    summary = train_and_evaluate(tiny_config(steps=20, log_every=5, ckpt_every=5), tmp_path)
+    summary = train_run(tiny_config(steps=20, log_every=5, ckpt_every=5), tmp_path)
     assert summary["step"] == 20  # more steps is a legitimate resume
 
 
 def test_resume_reads_keys_newer_than_the_run_as_their_defaults(tmp_path):
     """A run stored before a schema key existed resumes when the key is at its default, and
     is refused when it is not; engine-only keys (model.remat) may change on resume."""
-    train_and_evaluate(tiny_config(steps=10, log_every=5, ckpt_every=5), tmp_path)
+    train_run(tiny_config(steps=10, log_every=5, ckpt_every=5), tmp_path)
     stored = json.loads((tmp_path / "config.json").read_text())
     del stored["task"]["hidden_width"], stored["model"]["remat"]  # as an older version wrote it
     (tmp_path / "config.json").write_text(json.dumps(stored))
@@ -135,7 +135,7 @@ def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path):
     cfg = tiny_config(steps=40, log_every=5, ckpt_every=10,
                       optim=OptimConfig(lr=1e12, warmup_steps=0, grad_clip=0.0))
     with pytest.raises(NonFiniteLossError, match="non-finite loss at step"):
-        train_and_evaluate(cfg, tmp_path)
+        train_run(cfg, tmp_path)
     run = load_run(tmp_path)
     leaves = jax.tree.leaves(jax.device_get(run.model))
     assert all(np.isfinite(leaf).all() for leaf in leaves)
@@ -145,7 +145,7 @@ def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path):
 
 
 def test_curriculum_schedule_and_masking():
-    cfg = to_dataclass(compose(["experiment=garg_linear"]))
+    cfg = to_dataclass(compose(["preset=garg_linear"]))
     assert curriculum_at(cfg, 0) == (5, 11)
     dims, points = curriculum_at(cfg, 4000)
     assert (int(dims), int(points)) == (7, 15)
@@ -161,13 +161,13 @@ STAGED = CurriculumConfig(enabled=True, dims_start=3, points_start=3, points_inc
 def test_staged_curriculum_splits_chunks_at_each_stage_and_resumes_exactly(tmp_path):
     cfg = tiny_config(task=TaskConfig(d=3, n_points=7), curriculum=STAGED, steps=16,
                       log_every=4, ckpt_every=4)
-    train_and_evaluate(cfg, tmp_path / "straight")
+    train_run(cfg, tmp_path / "straight")
     records = read_metrics(tmp_path / "straight" / "metrics.jsonl")
     # Chunks end on the log grid and at the stage change at step 6 (12 is on both).
     assert [r["step"] for r in records] == [4, 6, 8, 12, 16]
     assert [r["curriculum_points"] for r in records] == [3, 3, 5, 5, 7]
-    train_and_evaluate(dataclasses.replace(cfg, steps=10), tmp_path / "resumed")
-    train_and_evaluate(cfg, tmp_path / "resumed")  # from step 10, mid-stage
+    train_run(dataclasses.replace(cfg, steps=10), tmp_path / "resumed")
+    train_run(cfg, tmp_path / "resumed")  # from step 10, mid-stage
     for a, b in zip(_params(tmp_path / "resumed"), _params(tmp_path / "straight"), strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -199,6 +199,6 @@ def test_staged_update_trains_on_prompts_of_the_stage_length():
 
 
 def test_metrics_file_is_json_lines(tmp_path):
-    train_and_evaluate(tiny_config(steps=10, log_every=5, ckpt_every=5), tmp_path)
+    train_run(tiny_config(steps=10, log_every=5, ckpt_every=5), tmp_path)
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2 and all(isinstance(json.loads(line), dict) for line in lines)
