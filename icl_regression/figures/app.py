@@ -28,7 +28,7 @@ from icl_regression.figures.analysis_apps import compute_missing
 from icl_regression.figures.per_run import FigureSkipped, chosen_setting, run_figures
 from icl_regression.figures.stored_runs import RunRecord, bayes_lambda, label_records, load_record
 from icl_regression.figures.style import FORMATS, default_baselines, save_figure
-from icl_regression.run_dirs import discover_runs
+from icl_regression.catalog import discover_runs
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Reading a stored run directory's files for the figures (finding runs is run_dirs.py).
+"""Reading a stored run directory's files for the figures (finding runs is catalog.py).
 Never computes (the figures CLI runs the analysis apps first when asked: `compute_missing`)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from icl_regression.figures.attention import read_attention
-from icl_regression.run_dirs import run_labels
+from icl_regression.catalog import run_labels
 from icl_regression.storage import load_config, read_jsonl
 
 MODEL_NAMES = {"gpt": "transformer", "lsa": "LSA"}
@@ -67,7 +67,7 @@ def load_record(run_dir: Path) -> RunRecord | str:
 
 
 def label_records(records: Sequence[RunRecord]) -> None:
-    """Set each record's label (run_dirs.run_labels: the run's name, made unique)."""
+    """Set each record's label (catalog.run_labels: the run's name, made unique)."""
     for record, label in zip(records, run_labels([(r.path, r.config) for r in records]),
                              strict=True):
         record.label = label

@@ -34,7 +34,7 @@ from icl_regression.figures.style import (  # noqa: E402
     predictor_label,
     save_figure,
 )
-from icl_regression.run_dirs import discover_runs  # noqa: E402
+from icl_regression.catalog import discover_runs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 D, N_POINTS = 4, 9

@@ -1,4 +1,4 @@
-"""Run directories as a whole: finding them under paths and globs, and naming them for tables
+"""The catalog of run directories: finding them under paths and globs, and naming them for tables
 and figure legends. No JAX here: the figures and experiments apps both find runs through it.
 
 A run directory holds `config.json` (and `.hydra/config.yaml` when Hydra made it),
