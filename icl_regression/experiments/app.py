@@ -179,9 +179,9 @@ def evaluate_one(run_dir: Path, cfg: ExperimentsConfig) -> dict:
 
 def run_experiment(cfg: ExperimentsConfig, log: Callable[[str], None] = print) -> ExperimentReport:
     """Numbers for every matched run, then the figure; returns what was done."""
+    from icl_regression.catalog import discover_runs
     from icl_regression.figures.stored_runs import RunRecord, label_records
     from icl_regression.figures.style import save_figure
-    from icl_regression.catalog import discover_runs
 
     report = ExperimentReport()
     found = []

@@ -20,6 +20,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
+from icl_regression.catalog import discover_runs
 from icl_regression.cli import App, run_app
 from icl_regression.config import once, to_dataclass
 from icl_regression.config.checks import indices, one_of_each, require
@@ -28,7 +29,6 @@ from icl_regression.figures.analysis_apps import compute_missing
 from icl_regression.figures.per_run import FigureSkipped, chosen_setting, run_figures
 from icl_regression.figures.stored_runs import RunRecord, bayes_lambda, label_records, load_record
 from icl_regression.figures.style import FORMATS, default_baselines, save_figure
-from icl_regression.catalog import discover_runs
 
 
 @dataclass(frozen=True)

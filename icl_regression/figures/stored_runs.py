@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from icl_regression.figures.attention import read_attention
 from icl_regression.catalog import run_labels
+from icl_regression.figures.attention import read_attention
 from icl_regression.storage import load_config, read_jsonl
 
 MODEL_NAMES = {"gpt": "transformer", "lsa": "LSA"}

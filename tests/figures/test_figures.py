@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 from matplotlib.image import imread  # noqa: E402
 
 from icl_regression.analysis.attention import token_labels  # noqa: E402
+from icl_regression.catalog import discover_runs  # noqa: E402
 from icl_regression.config import ConfigError  # noqa: E402
 from icl_regression.figures import analysis_apps, plots, sweeps  # noqa: E402
 from icl_regression.figures.app import (  # noqa: E402
@@ -34,7 +35,6 @@ from icl_regression.figures.style import (  # noqa: E402
     predictor_label,
     save_figure,
 )
-from icl_regression.catalog import discover_runs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 D, N_POINTS = 4, 9
