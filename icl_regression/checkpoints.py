@@ -133,17 +133,22 @@ def restore_newest(directory: str | Path, restore: Callable[[int], Any],
     `move_damaged` (training, which will write that step again), else only skipped
     (read-only users). NoUsableCheckpoint when none restores."""
     directory = Path(directory)
-    steps = checkpoint_steps(directory)
-    for step in reversed(steps):
-        try:
-            with _quiet_orbax():
-                return step, restore(step)
-        except Exception as err:  # Orbax and TensorStore raise ValueError, JSONDecodeError, ...
-            if not (directory / str(step)).exists():
-                continue  # removed meanwhile by the trainer's keep policy (a live run): older
-            action = f"moved to {_move_aside(directory, step)}" if move_damaged else "skipped"
-            print(f"warning: checkpoint {directory / str(step)} does not restore "
-                  f"({_first_line(err)}); {action}", file=sys.stderr)
+    for _ in range(5):  # again only when a live run's keep policy removed every step tried
+        steps, vanished = checkpoint_steps(directory), False
+        for step in reversed(steps):
+            try:
+                with _quiet_orbax():
+                    return step, restore(step)
+            except Exception as err:  # Orbax and TensorStore raise ValueError, JSON errors, ...
+                if not (directory / str(step)).exists():
+                    vanished = True  # removed meanwhile by the trainer: an older (or newer) one
+                    continue
+                action = f"moved to {_move_aside(directory, step)}" if move_damaged else (
+                    "skipped")
+                print(f"warning: checkpoint {directory / str(step)} does not restore "
+                      f"({_first_line(err)}); {action}", file=sys.stderr)
+        if not vanished:
+            break
     if steps:
         raise NoUsableCheckpoint(
             f"no checkpoint in {directory} restores (steps {', '.join(map(str, steps))}); "

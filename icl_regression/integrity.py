@@ -106,7 +106,7 @@ def checkpoint_configs(run_dir: str | Path):
             yield step, config
 
 
-def _config_of(source: str, load) -> tuple[TrainConfig | None, str | None]:
+def _config_of(load) -> tuple[TrainConfig | None, str | None]:
     """(config, None), or (None, why not) when the source is damaged."""
     try:
         return to_dataclass(load()), None
@@ -124,19 +124,21 @@ def stored_config(run_dir: str | Path) -> tuple[TrainConfig, str] | None:
     path, hydra_cfg = run_dir / "config.json", run_dir / ".hydra" / "config.yaml"
     damaged = None
     if path.exists() or path.is_symlink():
-        cfg, damaged = _config_of("config.json", lambda: read_json(path))
+        cfg, damaged = _config_of(lambda: read_json(path))
         if cfg is not None:
             return cfg, str(path)
-    if hydra_cfg.is_file():
+    if hydra_cfg.exists():
         from omegaconf import OmegaConf  # a yaml.SafeLoader: no Python objects from tags
 
-        cfg, why = _config_of(".hydra/config.yaml", lambda: OmegaConf.load(hydra_cfg))
+        cfg, why = _config_of(lambda: OmegaConf.load(hydra_cfg))
         if cfg is not None:
             if damaged:
                 warn_once(f"{path} unreadable ({damaged}); using {hydra_cfg}")
             return cfg, str(hydra_cfg)
+        if not damaged:
+            path, damaged = hydra_cfg, why
     for step, record in checkpoint_configs(run_dir):
-        cfg, _ = _config_of("checkpoint", lambda record=record: record)
+        cfg, _ = _config_of(lambda record=record: record)
         if cfg is not None:
             state = f"unreadable ({damaged})" if damaged else "missing"
             warn_once(f"{path} {state}; using the copy of the config kept with checkpoint "
@@ -144,7 +146,7 @@ def stored_config(run_dir: str | Path) -> tuple[TrainConfig, str] | None:
             return cfg, f"checkpoint {step}"
     if damaged:
         raise RunFileError(f"{path} is unreadable ({damaged}) and no checkpoint keeps a copy of "
-                           "the run's config: restore config.json from a backup, or start a "
+                           f"the run's config: restore {path.name} from a backup, or start a "
                            "new run in another directory")
     return None
 

@@ -52,7 +52,9 @@ def compute_missing(run_dir: Path, options, log: Callable[[str], None] = print) 
     the file are then skipped with the reason (one broken run never stops the others)."""
     target = output_dir(options.out_dir, Path(run_dir))
     for name in missing_files(Path(run_dir), options):
-        command = [sys.executable, "-m", APPS[name], f"run_dir={run_dir}", f"out_dir={target}"]
+        command = [sys.executable, "-m", APPS[name], f"run_dir={run_dir}"]
+        if options.out_dir:
+            command.append(f"out_dir={target}")
         if name == ATTENTION_FILE:
             command.append(f"seed={options.attention.seed}")
         done = subprocess.run(command, capture_output=True, text=True)
