@@ -94,6 +94,8 @@ def test_yaml_tags_do_not_run_code(tmp_path, capfd):
 @pytest.mark.parametrize("link", ["config.json", "eval.json", "checkpoints"])
 def test_symlinks_out_of_the_run_are_refused_in_one_line(run, tmp_path, link, capfd):
     outside = tmp_path / "elsewhere"
+    if not (run / link).exists():
+        (run / link).write_text("{}")
     shutil.move(run / link, outside)
     (run / link).symlink_to(outside)
     with pytest.raises(RunFileError, match="is a symlink out of the run directory"):
