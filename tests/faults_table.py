@@ -25,7 +25,7 @@ FILES = {
     "checkpoint data": "checkpoints/20/default/d/*",
     "checkpoint array metadata": "checkpoints/20/default/_METADATA",
     "checkpoint manifest": "checkpoints/20/default/manifest.ocdbt",
-    "checkpoint record (_CHECKPOINT_METADATA)": "checkpoints/20/_CHECKPOINT_METADATA",
+    "checkpoint record": "checkpoints/20/_CHECKPOINT_METADATA",
     "eval.json": "eval.json",
     "probes.json": "probes.json",
     "layerwise.json": "layerwise.json",
@@ -106,7 +106,8 @@ def render() -> str:
         for app in APPS:
             bad = [d for d in DAMAGES if expected(file, d, app) == "error"]
             cells.append("ok" if not bad else f"ok; {', '.join(bad)}: one-line error")
-        lines.append(f"| `{FILES[file]}` ({file}) | " + " | ".join(cells) + " |")
+        label = f"`{file}`" if FILES[file] == file else f"{file}: `{FILES[file]}`"
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
