@@ -12,7 +12,8 @@ from typing import Any
 from icl_regression.config import once, to_dataclass
 from icl_regression.config.build import MISSING
 from icl_regression.config.checks import at_least, indices, one_of_each, require
-from icl_regression.probes.kinds import DEFAULT_PROBES, PROBES, FitOptions
+from icl_regression.probes.kinds import DEFAULT_PROBES, FitOptions
+from icl_regression.probes.registry import probe_kind_names
 from icl_regression.probes.targets import TARGETS
 
 POSITION_SETS = ("x", "y")  # positions=x: every query token; positions=y: every y token
@@ -51,7 +52,7 @@ def _sorted_unique(values: tuple[int, ...] | None) -> tuple[int, ...] | None:
 def check_options(options: ProbeOptions) -> ProbeOptions:
     """The one place ProbeOptions values are checked; layers and positions come back sorted."""
     one_of_each(options.targets, TARGETS, "targets")
-    one_of_each(options.probes, PROBES, "probes")
+    one_of_each(options.probes, probe_kind_names(), "probes")
     indices(options.layers, "layers", "layer indices")
     positions = options.positions
     if isinstance(positions, str):
