@@ -69,9 +69,9 @@ def _families(record: RunRecord, options) -> Drawn:
 @RUN_FIGURES.register("probes")
 def _probes(record: RunRecord, options) -> Drawn:
     if record.probes:
-        families = dict.fromkeys(p for t in record.probes["targets"].values() for p in t)
-        for family in families:
-            yield f"probes_{family}", lambda f=family: plots.plot_probe_heatmaps(
+        kinds = dict.fromkeys(p for t in record.probes["targets"].values() for p in t)
+        for kind in kinds:
+            yield f"probes_{kind}", lambda f=kind: plots.plot_probe_heatmaps(
                 record.probes, f)
 
 

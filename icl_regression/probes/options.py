@@ -65,11 +65,11 @@ def check_options(options: ProbeOptions) -> ProbeOptions:
             "must be >= 50 (split 60/20/20 into train/validation/test)")
     at_least(options, "", 1, "capture_batch")
     require(options.seed >= 0, "seed", options.seed, "must be >= 0")
-    for family in ("mlp", "attention", "attention_mlp"):
-        fit = getattr(options, family)
-        at_least(fit, f"{family}.", 1, "hidden", "batch_size", "max_steps", "eval_every",
+    for kind in ("mlp", "attention", "attention_mlp"):
+        fit = getattr(options, kind)
+        at_least(fit, f"{kind}.", 1, "hidden", "batch_size", "max_steps", "eval_every",
                  "patience")
-        require(0 < fit.learning_rate < math.inf, f"{family}.learning_rate", fit.learning_rate,
+        require(0 < fit.learning_rate < math.inf, f"{kind}.learning_rate", fit.learning_rate,
                 "must be a finite number > 0")
     return dataclasses.replace(options, layers=_sorted_unique(options.layers),
                                positions=positions)
