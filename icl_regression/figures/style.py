@@ -175,7 +175,7 @@ def default_baselines(names: Sequence[str]) -> list[str]:
 
 
 def predictor_colours(names: Sequence[str]) -> dict[str, tuple[str, object]]:
-    """(colour, linestyle) per name: its baseline's colour; a repeated baseline changes linestyle."""
+    """(colour, linestyle) per name: its baseline's colour; repeats change the linestyle."""
     seen: dict[str, int] = {}
     styles = {}
     for name in names:
