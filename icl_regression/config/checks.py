@@ -121,8 +121,15 @@ def validate_task(t: Any) -> None:
 TASK_CHECKS: list[Callable[[Any], None]] = []
 
 
+# -> the registered model names; the model registry adds it (config cannot import models).
+MODEL_NAMES: list[Callable[[], tuple[str, ...]]] = []
+
+
 def validate_model(cfg: TrainConfig) -> None:
     m, t = cfg.model, cfg.task
+    names = tuple(name for lookup in MODEL_NAMES for name in lookup())
+    require(not MODEL_NAMES or m.name in names, "model.name", m.name,
+            f"allowed: {', '.join(names)}")
     at_least(m, "model.", 1, "n_layer", "n_head", "d_model", "mlp_ratio")
     require(m.d_model % m.n_head == 0, "model.n_head", m.n_head,
             f"must divide model.d_model={m.d_model}")

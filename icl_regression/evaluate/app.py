@@ -60,7 +60,8 @@ def _evaluate_app(cfg, _output_dir: Path) -> None:
     run_from_config(cfg)
 
 
-APP = App("evaluate", eval_config_type, check_config, _evaluate_app, aliases=OLD_KEYS)
+APP = App("evaluate", eval_config_type, check_config, _evaluate_app, aliases=OLD_KEYS,
+          entry_groups=True)
 
 
 def main() -> None:

@@ -102,8 +102,8 @@ def check_config(cfg, task: TaskConfig | None = None):
     require(not cfg.run_dir or (Path(cfg.run_dir) / "checkpoints").is_dir(), "run_dir",
             cfg.run_dir, "it holds no checkpoints/ (a trained run directory, or empty for the "
             "baselines alone)")
-    one_of_each(cfg.settings, shifts.SETTINGS, "settings")
-    one_of_each(cfg.implicit_settings, shifts.SETTINGS, "implicit_settings", empty_ok=True)
+    one_of_each(cfg.settings, shifts.SHIFTS.names(), "settings")
+    one_of_each(cfg.implicit_settings, shifts.SHIFTS.names(), "implicit_settings", empty_ok=True)
     at_least(cfg, "", 1, "n_prompts", "implicit_prompts", "gd_steps", "chunk",
              "expensive_prompts")
     at_least(cfg, "", 0, "implicit_queries")

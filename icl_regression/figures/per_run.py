@@ -1,5 +1,6 @@
 """The figures of one run: a registry of drawers, each turning one kind of stored file into
-(file stem, figure builder) pairs. A new per-run figure is one function registered here."""
+(file stem, figure builder) pairs. A new per-run figure is one module in this package (or a
+plugin) with a function registered into RUN_FIGURES."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from icl_regression.figures import mixture, plots
 from icl_regression.figures.attention import plot_attention
 from icl_regression.figures.layerwise import layerwise_figures
 from icl_regression.figures.stored_runs import RunRecord, bayes_lambda, model_label
-from icl_regression.registry import Registry
+from icl_regression.registry import Registry, import_submodules
 
 Drawn = Iterator[tuple[str, Callable[[], Figure]]]
 # name -> (record, FiguresConfig) -> (stem, builder) pairs; drawn in registration order
@@ -96,5 +97,6 @@ def _attention_figure(record: RunRecord, options) -> Figure:
 
 def run_figures(record: RunRecord, options) -> Drawn:
     """(file stem, figure builder) for every figure this run's files allow."""
+    import_submodules(__package__, skip=("app", "analysis_apps"))  # a new figure: one new file
     for _, draw in RUN_FIGURES.items():
         yield from draw(record, options)
