@@ -19,7 +19,6 @@ from icl_regression.config.schema import (
     LossTarget,
     MeshConfig,
     ModelConfig,
-    ModelName,
     OptimConfig,
     Positions,
     Schedule,
@@ -32,7 +31,6 @@ from icl_regression.config.schema import (
 __all__ = [
     "CORRUPT_MODES", "Choice", "ConfigError", "CorruptMode", "CurriculumConfig", "DType",
     "Encoding", "LossPositions", "LossTarget", "MeshConfig", "MissingValueError", "ModelConfig",
-    "ModelName",
     "OptimConfig", "Positions", "Schedule", "TaskConfig", "TrainConfig", "WPrior", "XDist",
     "effective_loss_target", "once", "register_configs", "register_schema", "to_dataclass",
     "validate", "validate_devices",

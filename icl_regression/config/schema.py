@@ -37,7 +37,6 @@ def choice(name: str, *values: str) -> type[Choice]:
 XDist = choice("XDist", "gaussian", "skewed", "uniform")
 WPrior = choice("WPrior", "gaussian", "sparse", "fixed")
 CorruptMode = choice("CorruptMode", "noise", "other_w")
-ModelName = choice("ModelName", "gpt", "lsa")
 Encoding = choice("Encoding", "interleaved", "paired")
 Positions = choice("Positions", "learned", "none")
 DType = choice("DType", "float32", "bfloat16")
@@ -88,7 +87,9 @@ class TaskConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: ModelName = ModelName.gpt
+    # A registered model (models/, one file each; `model=<name>` picks conf/model/<name>.yaml).
+    # A plain string, not an Enum: models are extensions, registered by name (models.MODELS).
+    name: str = "gpt"
     n_layer: int = 4
     n_head: int = 2
     d_model: int = 64

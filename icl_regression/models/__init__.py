@@ -12,13 +12,16 @@ import jax
 from flax import nnx
 
 from icl_regression.config import ModelConfig, TaskConfig
+from icl_regression.config.checks import MODEL_NAMES
 from icl_regression.models.registry import MODELS
 
 
 def _register() -> None:
-    """Import the model files (each registers itself into MODELS); at call time so importing
-    the package stays cheap."""
-    from icl_regression.models import gpt, lsa  # noqa: F401
+    """Import the model files (each registers itself into MODELS: a new model is one new file
+    here, or in a plugin); at call time so importing the package stays cheap."""
+    from icl_regression.registry import import_submodules
+
+    import_submodules(__name__, skip=("registry", "layers"))
 
 
 def build_model(model: ModelConfig, task: TaskConfig, seed: int) -> nnx.Module:
@@ -35,3 +38,12 @@ def build_model(model: ModelConfig, task: TaskConfig, seed: int) -> nnx.Module:
 
 def count_params(model: nnx.Module) -> int:
     return sum(p.size for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+def model_names() -> tuple[str, ...]:
+    """Every registered model (built-in and plugins)."""
+    _register()
+    return MODELS.names()
+
+
+MODEL_NAMES.append(model_names)  # config's validate_model asks it (config cannot import this)
