@@ -200,6 +200,20 @@ def _ignore_closed_loop_callbacks() -> None:
 
     hook.icl_filter = True
     sys.unraisablehook = hook
+    logging.getLogger("asyncio").addFilter(_orbax_task_left_behind)
+
+
+def _orbax_task_left_behind(record: logging.LogRecord) -> bool:
+    """False for asyncio's 'Task exception was never retrieved' about an Orbax read or write
+    whose failure was already reported (its task is collected later, at any time)."""
+    if not str(record.msg).startswith("Task exception was never retrieved"):
+        return True
+    tb = record.exc_info[2] if record.exc_info else None
+    while tb is not None:
+        if "orbax" in tb.tb_frame.f_code.co_filename:
+            return False
+        tb = tb.tb_next
+    return True
 
 
 _ignore_closed_loop_callbacks()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import errno
 import itertools
 import logging
 import re
@@ -180,6 +181,11 @@ def one_line_errors(schema: type, overrides: Sequence[str]) -> Iterator[None]:
         fail(error_line(err, schema, overrides))
     except (RunDirLocked, FileNotFoundError) as err:  # a run dir in use, or not (yet) a run
         fail(str(err))
+    except OSError as err:  # a write refused: read-only storage, permissions, a full disk
+        if err.errno not in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT):
+            raise
+        fail(f"writing {err.filename or 'a file'} failed ({err.strerror}); free space or fix "
+             "the permissions, or write elsewhere (out_dir=DIR for a run on read-only storage)")
 
 
 def job_overrides(base: Any, overrides: Sequence[str], multirun: bool) -> list[list[str]]:
