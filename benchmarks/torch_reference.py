@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--case", choices=list(SHAPES), default="small")
     parser.add_argument("--steps", type=int, default=40, help="timed steps")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
-    parser.add_argument("--compile", action="store_true", help="torch.compile(model), as a user would")
+    parser.add_argument("--compile", action="store_true", help="torch.compile(model)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     model, optimizer, shape, attention = build(args.case, args.compile)
