@@ -45,9 +45,9 @@ sys.path.insert(0, str(HERE))
 CASES = {
     # small: d=5, 11 points, 4 x 64, 2 heads, interleaved tokens, batch 64, y as the target
     "small": (["experiment=quickstart", "model.encoding=interleaved", "model.n_head=2",
-               "loss_target=labels"], 100, 100, 5),
+               "loss_target=labels"], 40, 40, 5),
     # paper: Garg et al.'s d=20, 41 points, 12 x 256, 8 heads, batch 64
-    "paper": (["experiment=garg_linear"], 3, 3, 2),
+    "paper": (["experiment=garg_linear"], 2, 2, 2),
 }
 
 
