@@ -21,7 +21,8 @@ reference must be within ±10% of it, or the harness is slowing PyTorch down.
 
 One round = JAX, reference eager, reference compiled, standalone, one after the other (only one
 of them runs at a time). Per round, ratio = JAX steps/s / PyTorch steps/s; the table gives the
-median over rounds and the min-max spread, with the load average at every round.
+median over rounds and the min-max spread, with the load average at every round. Results and
+history: docs/benchmarks.md.
 """
 
 from __future__ import annotations
