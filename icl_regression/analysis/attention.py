@@ -3,6 +3,9 @@ figures can draw them without running the model.
 
     python -m icl_regression.analysis.attention run_dir=DIR [seed=0]
 
+A model without attention (`has_attention` false in the model contract, models/contract.py) has
+no maps: `write_attention` returns None and the command says so in one line.
+
 `attention.npz` holds `attention` (L, H, T, T) float32, `token_labels` (T,) ('x1', 'y1', …;
 '·' elsewhere), `seed` (the prompt drawn from the run's training distribution) and `step`.
 """
@@ -30,11 +33,15 @@ def token_labels(n_tokens: int, x_positions: Sequence[int] | None,
     return labels
 
 
-def write_attention(run, seed: int = 0) -> Path:
-    """Attention of the prompt `seed` of a loaded run -> RUN/attention.npz (atomically)."""
+def write_attention(run, seed: int = 0) -> Path | None:
+    """Attention of the prompt `seed` of a loaded run -> RUN/attention.npz (atomically); None,
+    writing nothing, when the run's model has no attention."""
     import jax
 
     from icl_regression.storage import write_atomically
+
+    if not run.has_attention:
+        return None
 
     xs, ys, _ = run.sample(jax.random.key(seed), 1)  # (1, n, d), (1, n)
     attention = np.asarray(run.intermediates(xs, ys)["attention"], np.float32)[:, 0]
@@ -56,7 +63,10 @@ def main(argv: list[str] | None = None) -> None:
         print("error: usage: python -m icl_regression.analysis.attention run_dir=DIR [seed=N]",
               file=sys.stderr)
         sys.exit(2)
-    print(f"wrote {write_attention(load_run(args['run_dir']), int(args.get('seed', 0)))}")
+    run = load_run(args["run_dir"])
+    path = write_attention(run, int(args.get("seed", 0)))
+    print(f"wrote {path}" if path else f"no attention maps: model {run.config.model.name!r} "
+          "has no attention")
 
 
 if __name__ == "__main__":

@@ -185,7 +185,8 @@ def evaluate_run(run, cfg: EvalConfig | None = None, **overrides) -> dict:
 
     `run` is a loaded run (`load_run`), or a run directory: then it is loaded and the result is
     also written to DIR/eval.json (what `icl-figures compute_missing=true` relies on), with the
-    attention maps of one held-out prompt in DIR/attention.npz for the figures.
+    attention maps of one held-out prompt in DIR/attention.npz for the figures (for models
+    with attention: `has_attention` of the model contract).
     """
     run_dir = None if hasattr(run, "model") else Path(run)
     if run_dir is not None:
@@ -198,7 +199,8 @@ def evaluate_run(run, cfg: EvalConfig | None = None, **overrides) -> dict:
                                  run.query_function())}
     if run_dir is not None:
         write_eval_json(run_dir / "eval.json", out)
-        write_attention(run)
+        if run.has_attention:
+            write_attention(run)
     return out
 
 

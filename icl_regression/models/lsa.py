@@ -114,7 +114,11 @@ def _lsa_forward(params: dict, xs: jax.Array, ys: jax.Array, *, n_layer: int,
 
 @MODELS.register("lsa")
 class LSA(nnx.Module):
-    """`model(xs, ys) -> preds (B, n)`; `model.intermediates(xs, ys)` adds hidden states."""
+    """`model(xs, ys) -> preds (B, n)`; `model.intermediates(xs, ys)` adds hidden states.
+    Satisfies the model contract (models/contract.py); its "attention" holds linear scores."""
+
+    has_attention = True
+    max_points = None  # no positional table: any prompt length
 
     def __init__(self, model: ModelConfig, task: TaskConfig, *, rngs: nnx.Rngs,
                  init_std: float = 0.02):
@@ -167,6 +171,17 @@ class LSA(nnx.Module):
         (L, B, H, n, n): unnormalised linear scores of query i on context keys j < i."""
         preds, captured = self._forward(xs, ys, capture=True)
         return {"preds": preds, **captured}
+
+    @property
+    def n_layers(self) -> int:
+        return self.n_layer
+
+    def lens(self, hidden: jax.Array) -> jax.Array:
+        """(..., D) -> (...): minus the y slot, as the prediction is read."""
+        return -hidden[..., -1].astype(jnp.float32)
+
+    def n_tokens(self, n_points: int) -> int:
+        return n_points  # one query token per pass
 
     def x_positions(self, n_points: int) -> np.ndarray:
         return np.arange(n_points)  # residuals hold one query token per point
