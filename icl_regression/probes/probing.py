@@ -156,7 +156,8 @@ def probe_run(run: str | Path | Run, options: ProbeOptions | None = None,
     result = {
         "schema_version": SCHEMA_VERSION, "run_dir": str(run.run_dir), "step": run.step,
         # recorded for readers of probes.json only; token layout comes from the model
-        "encoding": getattr(run.config.model, "encoding", None), "d": task.d, "n_points": task.n_points,
+        "encoding": getattr(run.config.model, "encoding", None),
+        "d": task.d, "n_points": task.n_points,
         "n_prompts": options.n_prompts, "seed": options.seed,
         "split": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
         "layers": layers, "positions": positions, "k": [int(k) for k in data.ks],
