@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from icl_regression.config import TrainConfig, to_dataclass
+from icl_regression.config import TrainConfig, drop_foreign_keys, to_dataclass
 
 
 def write_atomically(path: str | Path, data: bytes) -> None:
@@ -68,15 +68,17 @@ def write_text(path: str | Path, text: str) -> None:
 
 
 def load_config(run_dir: str | Path) -> TrainConfig:
-    """The run's config: `config.json` (written by training) or Hydra's `.hydra/config.yaml`."""
+    """The run's config: `config.json` (written by training) or Hydra's `.hydra/config.yaml`.
+    Runs stored when ModelConfig was one flat record load too (`drop_foreign_keys`)."""
     run_dir = Path(run_dir)
     if (run_dir / "config.json").exists():
-        return to_dataclass(json.loads((run_dir / "config.json").read_text()))
+        return to_dataclass(drop_foreign_keys(json.loads((run_dir / "config.json").read_text())))
     hydra_cfg = run_dir / ".hydra" / "config.yaml"
     if hydra_cfg.exists():
         from omegaconf import OmegaConf
 
-        return to_dataclass(OmegaConf.load(hydra_cfg))
+        stored = OmegaConf.to_container(OmegaConf.load(hydra_cfg), resolve=False)
+        return to_dataclass(drop_foreign_keys(stored))
     raise FileNotFoundError(f"{run_dir} holds no config.json or .hydra/config.yaml: not a run")
 
 class RunDirLocked(RuntimeError):

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from icl_regression.config import ModelConfig, TaskConfig
+from icl_regression.config import GPTConfig, TaskConfig
 from icl_regression.data import tokens
 from icl_regression.models.layers import DTYPES, layer_norm
 from icl_regression.models.registry import MODELS
@@ -35,7 +35,7 @@ class GPT(nnx.Module):
 
     has_attention = True
 
-    def __init__(self, model: ModelConfig, task: TaskConfig, *, rngs: nnx.Rngs):
+    def __init__(self, model: GPTConfig, task: TaskConfig, *, rngs: nnx.Rngs):
         self.encoding = model.encoding
         self.depth = model.n_layer
         learned = model.positions == "learned"

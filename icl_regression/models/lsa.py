@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from icl_regression.config import ModelConfig, TaskConfig
+from icl_regression.config import LSAConfig, TaskConfig
 from icl_regression.models.layers import DTYPES, layer_norm
 from icl_regression.models.registry import MODELS
 
@@ -120,7 +120,7 @@ class LSA(nnx.Module):
     has_attention = True
     max_points = None  # no positional table: any prompt length
 
-    def __init__(self, model: ModelConfig, task: TaskConfig, *, rngs: nnx.Rngs,
+    def __init__(self, model: LSAConfig, task: TaskConfig, *, rngs: nnx.Rngs,
                  init_std: float = 0.02):
         self.n_layer = model.n_layer
         self.tie_layers = model.tie_layers
@@ -214,9 +214,9 @@ def gd_construction(d: int, eta: float | Sequence[float], n_layers: int,
     return {"w_kq": w_kq, "w_pv": w_pv}
 
 
-def lsa_config(n_layer: int, n_head: int = 1, tie_layers: bool = False) -> ModelConfig:
+def lsa_config(n_layer: int, n_head: int = 1, tie_layers: bool = False) -> LSAConfig:
     """A plain LSA (no MLP, no LayerNorm): the architecture the GD construction fills."""
-    return ModelConfig(name="lsa", n_layer=n_layer, n_head=n_head, d_model=n_head,
+    return LSAConfig(name="lsa", n_layer=n_layer, n_head=n_head, d_model=n_head,
                        tie_layers=tie_layers)
 
 

@@ -27,6 +27,7 @@ from icl_regression.checkpoints import Checkpointer
 from icl_regression.config import (
     ConfigError,
     TrainConfig,
+    drop_foreign_keys,
     effective_loss_target,
     validate,
     validate_devices,
@@ -125,7 +126,9 @@ def check_resumable(cfg: TrainConfig, run_dir: Path) -> None:
     if not stored_path.exists():
         return
     # Through JSON as stored, so tuple fields (task.noise_stds, ...) compare equal to lists.
-    stored, new = json.loads(stored_path.read_text()), json.loads(json.dumps(_config_dict(cfg)))
+    # A run stored with the flat ModelConfig holds keys its model never had: not a difference.
+    stored = drop_foreign_keys(json.loads(stored_path.read_text()))
+    new = json.loads(json.dumps(_config_dict(cfg)))
     defaults = json.loads(json.dumps(_config_dict(TrainConfig())))
 
     def diff(a, b, default, prefix=""):
