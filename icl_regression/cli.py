@@ -53,6 +53,8 @@ class App:
     precheck: Callable[[Any, Path], None] | None = None  # on the run directory, before writing
     # required key -> what it takes (or a function returning that, read when needed)
     hints: Mapping[str, str | Callable[[], str]] = field(default_factory=dict)
+    aliases: Mapping[str, str] = field(default_factory=dict)  # old key -> its key now
+    entry_groups: bool = False  # offers `task=` / `model=`: a registered name needs no YAML
 
     @property
     def schema_name(self) -> str:
@@ -242,15 +244,15 @@ def hydra_arguments(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def with_aliases(argv: Sequence[str]) -> list[str]:
+def with_aliases(argv: Sequence[str], aliases: Mapping[str, str] = ALIASES) -> list[str]:
     """`experiment=NAME` -> `preset=NAME` (and the other old spellings), with a note."""
     out = []
     for arg in argv:
         key, eq, value = arg.partition("=")
         bare = key.lstrip("+~")
-        if eq and bare in ALIASES:
-            new = key[:len(key) - len(bare)] + ALIASES[bare]
-            print(f"note: {bare}= is now {ALIASES[bare]}= (the old spelling still works for now)",
+        if eq and bare in aliases:
+            new = key[:len(key) - len(bare)] + aliases[bare]
+            print(f"note: {bare}= is now {aliases[bare]}= (the old spelling still works for now)",
                   file=sys.stderr)
             arg = f"{new}={value}"
         out.append(arg)
@@ -264,13 +266,15 @@ def run_app(app: App, argv: Sequence[str] | None = None) -> None:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
-    from icl_regression.plugins import load_plugins, named_in
+    from icl_regression.plugins import load_plugins, named_in, register_entry_configs
 
-    argv = with_aliases(sys.argv[1:] if argv is None else argv)
+    argv = with_aliases(sys.argv[1:] if argv is None else argv, {**ALIASES, **app.aliases})
     args = hydra_arguments(argv)
     overrides = list(args.overrides or ())
     with one_line_errors(dict, overrides):  # before the schema: plugins may extend it
         load_plugins(named_in(overrides))
+        if app.entry_groups:
+            register_entry_configs(CONF_DIR)
     custom_conf = args.config_path or args.config_dir or args.config_name
     print_only = args.help or args.hydra_help or args.version or args.cfg or args.info or (
         args.shell_completion)

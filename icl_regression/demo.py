@@ -52,7 +52,7 @@ def demo(cfg: TrainConfig, run_dir: Path) -> None:
     print(f"[demo] the run lives in {run_dir}  (load it: icl_regression.load_run('{run_dir}'))")
 
 
-APP = App("train", TrainConfig, validate, demo, precheck=lock_and_check)
+APP = App("train", TrainConfig, validate, demo, precheck=lock_and_check, entry_groups=True)
 
 
 def main() -> None:

@@ -83,3 +83,24 @@ def load_plugins(modules: Iterable[str] = ()) -> tuple[str, ...]:
 def loaded() -> tuple[str, ...]:
     return tuple(sorted(_loaded))
 
+
+
+def register_entry_configs(conf_dir: str) -> None:
+    """`task=<family>` and `model=<name>` for every registered family and model, even without a
+    conf/task/<family>.yaml or conf/model/<name>.yaml (a plugin's one file is enough); a YAML
+    of the same name, in the package or on the search path, still wins."""
+    from pathlib import Path
+
+    from hydra.core.config_store import ConfigStore
+
+    from icl_regression.data.families import FAMILIES
+    from icl_regression.models import model_names
+
+    store = ConfigStore.instance()
+    for group, key, names in (("task", "family", FAMILIES.names()),
+                              ("model", "name", model_names())):
+        for name in names:
+            if not (Path(conf_dir) / group / f"{name}.yaml").exists():
+                # a model's own keys (config/models.py) are model/<name>_schema
+                schema = {"defaults": [f"{name}_schema", "_self_"]} if group == "model" else {}
+                store.store(group=group, name=name, node={**schema, key: name})

@@ -209,9 +209,11 @@ def load_run(run_dir: str | Path, step: int | None = None) -> Run:
     that step again, moves it aside."""
     from icl_regression.checkpoints import restore_newest, restore_params
     from icl_regression.models import build_model
+    from icl_regression.plugins import load_plugins
 
     run_dir = Path(run_dir)
     cfg = load_config(run_dir)
+    load_plugins(cfg.plugins)  # the run's own families and models, if it was trained with some
     # Shapes only (no initialisation: eager init compiled one sampler per shape, ~4 s), placed
     # where a freshly built model's arrays would be, so restore returns JAX arrays there.
     graphdef, shapes = nnx.split(nnx.eval_shape(lambda: build_model(cfg.model, cfg.task,

@@ -30,24 +30,28 @@ weights via `get_weights(name, **params)` (or the solvers `ols_weights`, `ridge_
 Every iteration count of newton, gd, cg, online_gd at once: `baselines.iterative`.
 """
 
-# Each import registers its entries; the order is the order of the names everywhere.
-# isort: off
-from icl_regression.baselines import linear, knn, dmmse, iterative  # noqa: F401
-from icl_regression.baselines import logistic, nn_gd, tree, boosting, mixture_bayes  # noqa: F401
-# isort: on
 from icl_regression.baselines.dmmse import DEFAULT_DMMSE_NOISE_STD, dmmse_predict
 from icl_regression.baselines.host import MissingExtra
 from icl_regression.baselines.knn import knn_predict
 from icl_regression.baselines.linear import averaging_weights, tune_gd_eta, zero_weights
 from icl_regression.baselines.registry import (
     BASELINES,
+    PREDICTOR_SETS,
     Predictor,
+    PredictorSet,
+    SuiteContext,
     get_baseline,
     get_weights,
     predict_with_weights,
     register_baseline,
 )
+from icl_regression.registry import import_submodules
 
-__all__ = ["BASELINES", "DEFAULT_DMMSE_NOISE_STD", "MissingExtra", "Predictor", "averaging_weights",
-           "dmmse_predict", "get_baseline", "get_weights", "knn_predict", "predict_with_weights",
-           "register_baseline", "tune_gd_eta", "zero_weights"]
+__all__ = ["BASELINES", "DEFAULT_DMMSE_NOISE_STD", "MissingExtra", "PREDICTOR_SETS", "Predictor",
+           "PredictorSet", "SuiteContext", "averaging_weights", "dmmse_predict", "get_baseline",
+           "get_weights", "knn_predict", "predict_with_weights", "register_baseline",
+           "tune_gd_eta", "zero_weights"]
+
+# Every module of this package registers its baselines on import: a new baseline is one new
+# file here (or in a plugin), found by being there.
+import_submodules(__name__, skip=("registry", "solvers", "host"))

@@ -6,7 +6,8 @@ from icl_regression.baselines.host import per_prefix, require
 from icl_regression.baselines.registry import register_baseline
 
 
-@register_baseline("xgboost", expensive=True)
+@register_baseline("xgboost", expensive=True,
+                   predictors=lambda ctx: {"xgboost": {"progress": ctx.progress}})
 def xgboost_predict(xs, ys, n_estimators: int = 50, max_depth: int = 4,
                     learning_rate: float = 0.3, n_jobs: int = 0, progress: bool = True):
     """Prediction at i: boosted trees (squared error) fitted on pairs 0..i−1, at x_i: (B, n).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 import jax
@@ -16,7 +17,30 @@ from icl_regression.baselines.solvers import einsum, exclusive_cumsum
 DEFAULT_DMMSE_NOISE_STD = 0.1
 
 
-@register_baseline("dmmse", required=("pool",))
+@dataclass(frozen=True)
+class DmmseKnobs:
+    noise_std: float = 0.0  # the likelihood's σ; 0: the task's σ, else a default
+
+
+def _check_dmmse(knobs: DmmseKnobs) -> None:
+    from icl_regression.config.checks import require
+
+    require(knobs.noise_std >= 0, "dmmse.noise_std", knobs.noise_std, "must be >= 0")
+
+
+def _dmmse_predictors(ctx) -> dict:
+    """The task pool's posterior mean; only for tasks drawn from a pool (pool_size > 0)."""
+    from icl_regression.data import tasks
+
+    task = ctx.task
+    if task.pool_size <= 0:
+        return {}
+    sigma = ctx.knobs.noise_std or task.noise_std or DEFAULT_DMMSE_NOISE_STD
+    return {"dmmse": {"pool": tasks.task_pool(ctx.seed, task), "noise_std": sigma}}
+
+
+@register_baseline("dmmse", required=("pool",), predictors=_dmmse_predictors, knobs=DmmseKnobs,
+                   check=_check_dmmse)
 @partial(jax.jit, static_argnames="chunk")
 def dmmse_predict(xs: jax.Array, ys: jax.Array, pool: jax.Array,
                   noise_std: float = DEFAULT_DMMSE_NOISE_STD, chunk: int = 64) -> jax.Array:

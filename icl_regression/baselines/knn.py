@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 
 from icl_regression.baselines.registry import register_baseline
+from icl_regression.config.checks import require
 
 
-@register_baseline("knn")
+@dataclass(frozen=True)
+class KnnKnobs:
+    k: int = 3  # neighbours averaged (`icl-eval knn.k=5`)
+
+
+def _check_knn(knobs: KnnKnobs) -> None:
+    require(knobs.k >= 1, "knn.k", knobs.k, "must be >= 1")
+
+
+@register_baseline("knn", knobs=KnnKnobs, check=_check_knn,
+                   predictors=lambda ctx: {f"knn(k={ctx.knobs.k})": {"k": ctx.knobs.k}})
 @partial(jax.jit, static_argnames="k")
 def knn_predict(xs: jax.Array, ys: jax.Array, k: int = 3) -> jax.Array:
     """Mean label of the k nearest earlier points (all of them while i < k; 0 at i = 0).

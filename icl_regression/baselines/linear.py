@@ -3,13 +3,19 @@ and the tuning of GD's step size on held-out prompts."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from icl_regression.baselines.registry import predict_with_weights, register_baseline
+from icl_regression.baselines.registry import (
+    PredictorSet,
+    predict_with_weights,
+    register_baseline,
+)
 from icl_regression.baselines.solvers import (
     einsum,
     exclusive_cumsum,
@@ -18,6 +24,8 @@ from icl_regression.baselines.solvers import (
     ols_weights,
     ridge_weights,
 )
+from icl_regression.config.checks import require
+from icl_regression.data.sampling import bayes_ridge_lambda
 
 
 @register_baseline("zero", linear=True)
@@ -35,13 +43,58 @@ def averaging_weights(xs: jax.Array, ys: jax.Array) -> jax.Array:
     return b / jnp.maximum(count, 1.0)
 
 
+@dataclass(frozen=True)
+class RidgeGridKnobs:
+    lams: tuple[float, ...] = (0.1, 1.0)  # fixed λ values (`icl-eval ridge_grid.lams=[0.5]`)
+
+
+@dataclass(frozen=True)
+class LassoKnobs:
+    alpha: float = 0.1  # the L1 weight α (lasso runs for sparse w priors only)
+
+
+def _check_grid(knobs: RidgeGridKnobs) -> None:
+    require(all(0 < lam < math.inf for lam in knobs.lams), "ridge_grid.lams", knobs.lams,
+            "each must be a finite number > 0")
+
+
+def _check_lasso(knobs: LassoKnobs) -> None:
+    require(0 < knobs.alpha < math.inf, "lasso.alpha", knobs.alpha, "must be > 0")
+
+
+def _ridge_bayes(ctx) -> dict:
+    """ridge(λ*), λ* = σ² d / τ²: the Gaussian prior's posterior mean (when 0 < λ* < ∞)."""
+    lam = bayes_ridge_lambda(ctx.task)
+    return {"ridge(lam=bayes)": {"lam": lam}} if 0 < lam < math.inf else {}
+
+
+def _ridge_per_noise(ctx) -> dict:
+    """Each σ's own Bayes λ* = σ² d / τ²: the single-λ algorithms a noise mixture selects from."""
+    task = ctx.task
+    return {f"ridge(sigma={s:g})": {"lam": s**2 * task.d / task.w_scale**2}
+            for s in task.noise_stds}
+
+
+def _lasso(ctx) -> dict:
+    if ctx.task.w_prior != "sparse":
+        return {}
+    return {f"lasso(alpha={ctx.knobs.alpha:g})": {"alpha": ctx.knobs.alpha}}
+
+
 register_baseline("ols", linear=True)(ols_weights)
 # The λ -> 0 limit of ridge is the min-norm ols (the Givens solver of ridge needs λ > 0).
 register_baseline("ridge", linear=True, required=("lam",),
-                  specialise=lambda p: ols_weights if float(p["lam"]) == 0.0 else None)(
-    ridge_weights)
-register_baseline("gd", linear=True, required=("eta",))(gd_weights)
-register_baseline("lasso", linear=True, required=("alpha",))(lasso_weights)
+                  specialise=lambda p: ols_weights if float(p["lam"]) == 0.0 else None, sets={
+                      "ridge_bayes": PredictorSet("ridge", _ridge_bayes),
+                      "ridge_grid": PredictorSet("ridge", lambda ctx: {
+                          f"ridge(lam={lam:g})": {"lam": lam} for lam in ctx.knobs.lams},
+                          knobs=RidgeGridKnobs, check=_check_grid),
+                      "ridge_per_noise": PredictorSet("ridge", _ridge_per_noise)})(ridge_weights)
+register_baseline("gd", linear=True, required=("eta",), predictors=lambda ctx: {
+    f"gd(steps={ctx.gd_steps})": {"eta": np.asarray(ctx.gd_eta, np.float32),
+                                  "steps": ctx.gd_steps}})(gd_weights)
+register_baseline("lasso", linear=True, required=("alpha",), predictors=_lasso, knobs=LassoKnobs,
+                  check=_check_lasso)(lasso_weights)
 
 
 @partial(jax.jit, static_argnames="steps")

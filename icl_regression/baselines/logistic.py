@@ -36,7 +36,7 @@ def logistic_weights(xs: jax.Array, ys: jax.Array, lam: float = 1.0, iters: int 
     return w  # (B, n, d)
 
 
-@register_baseline("logistic")
+@register_baseline("logistic", predictors=lambda ctx: {"logistic(lam=1)": {"lam": 1.0}})
 @partial(jax.jit, static_argnames=("iters", "chunk"))
 def logistic_predict(xs: jax.Array, ys: jax.Array, lam: float = 1.0, iters: int = 25,
                      chunk: int = 256) -> jax.Array:

@@ -45,7 +45,8 @@ def _predict(xs, ys, noise_stds, w_scale):
 _predict_jit = jax.jit(_predict, static_argnames="noise_stds")
 
 
-@register_baseline("mixture_bayes", required=("noise_stds",))
+@register_baseline("mixture_bayes", required=("noise_stds",), predictors=lambda ctx: {
+    "mixture_bayes": {"noise_stds": tuple(ctx.task.noise_stds), "w_scale": ctx.task.w_scale}})
 def mixture_bayes_predict(xs: jax.Array, ys: jax.Array, noise_stds: tuple[float, ...],
                           w_scale: float = 1.0, chunk: int = 512) -> jax.Array:
     """E[w·x_i | prefix] for w ~ N(0, τ²/d I), σ uniform over `noise_stds` (each > 0):

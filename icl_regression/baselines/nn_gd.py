@@ -52,7 +52,8 @@ def fit_nets(params, xs: jax.Array, ys: jax.Array, steps: int, lr: float):
     return params
 
 
-@register_baseline("nn_gd", expensive=True)
+@register_baseline("nn_gd", expensive=True, predictors=lambda ctx: {
+    f"nn_gd(hidden={ctx.task.hidden_width})": {"hidden": ctx.task.hidden_width}})
 @partial(jax.jit, static_argnames=("hidden", "steps", "chunk"))
 def nn_gd_predict(xs: jax.Array, ys: jax.Array, hidden: int = 100, steps: int = 500,
                   lr: float = 0.01, seed: int = 0, chunk: int = 64) -> jax.Array:

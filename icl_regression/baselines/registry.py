@@ -1,5 +1,8 @@
-"""The baseline registry: `register_baseline` adds an algorithm by name, `get_baseline(name,
-**params)` binds its parameters and returns a predictor `(xs (B, n, d), ys (B, n)) -> preds (B, n)`.
+"""The baseline registry: one `register_baseline` call carries everything about a baseline: the
+algorithm, what icl-eval runs of it (its predictor sets: predictor name -> parameters for a
+task), the task families that run it by default, its icl-eval knobs (`<set>.<knob>=...`) and a
+stream id if it draws randomness. `get_baseline(name, **params)` binds its parameters and
+returns a predictor `(xs (B, n, d), ys (B, n)) -> preds (B, n)`.
 
 A *linear* baseline registers its per-prefix weights `(xs, ys, **params) -> ws (B, n, d)`; its
 prediction is `ws[:, i] · xs[:, i]` and `get_weights` exposes the weights (probes, ILWD). Any
@@ -12,6 +15,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import jax
 
@@ -32,16 +36,54 @@ class BaselineSpec:
     expensive: bool = False
 
 
+@dataclass(frozen=True)
+class SuiteContext:
+    """What a predictor set sees when icl-eval builds its predictors for one task."""
+
+    task: Any  # the evaluated TaskConfig
+    seed: int  # the evaluation seed (task pools are drawn from it)
+    knobs: Any  # the set's knobs dataclass as configured (None if it has none)
+    gd_eta: Any  # (n,) the GD step sizes tuned on held-out prompts of the task ...
+    gd_steps: int  # ... for this many GD steps
+    progress: bool  # slow host baselines may show a progress bar
+
+
+@dataclass(frozen=True)
+class PredictorSet:
+    baseline: str  # the registered algorithm its predictors run
+    predictors: Callable[[SuiteContext], dict[str, dict]]  # predictor name -> params
+    families: tuple[str, ...] = ()  # task families that run it by default, besides those
+    # that list it in their own `baselines`
+    knobs: type | None = None  # frozen dataclass of its icl-eval options (`<set>.<field>=`)
+    check: Callable[[Any], None] | None = None  # knobs -> raises ConfigError if bad
+
+
 BASELINES: Registry[BaselineSpec] = Registry("baseline")
+PREDICTOR_SETS: Registry[PredictorSet] = Registry("predictor set")
 
 
 def register_baseline(name: str, *, linear: bool = False, required: tuple[str, ...] = (),
                       specialise: Callable[[dict], Callable | None] | None = None,
-                      expensive: bool = False):
-    """Decorator: `@register_baseline("ols", linear=True)` on `fn(xs, ys, **params)`."""
+                      expensive: bool = False, stream_id: int | None = None,
+                      predictors: Callable[[SuiteContext], dict] | None = None,
+                      families: tuple[str, ...] = (), knobs: type | None = None,
+                      check: Callable[[Any], None] | None = None,
+                      sets: dict[str, PredictorSet] | None = None):
+    """Decorator on `fn(xs, ys, **params)`: `@register_baseline("knn", predictors=...)`.
+
+    `predictors(ctx) -> {predictor name: params}` is what icl-eval runs of it, as the predictor
+    set of the same name (default, for a baseline that needs no parameter: itself with its
+    defaults); `families` run that set by default, `knobs` / `check` are its options; `sets`
+    adds more named sets of the same baseline (ridge: Bayes λ, a grid, one λ per noise level).
+    """
     def decorate(fn: Callable) -> Callable:
         BASELINES.register(name, BaselineSpec(fn, linear, tuple(required), specialise,
-                                              expensive))
+                                              expensive), stream_id=stream_id)
+        own = predictors or (None if required else (lambda ctx: {name: {}}))
+        if own is not None:
+            PREDICTOR_SETS.register(name, PredictorSet(name, own, tuple(families), knobs, check))
+        for set_name, spec in (sets or {}).items():
+            PREDICTOR_SETS.register(set_name, spec)
         return fn
     return decorate
 

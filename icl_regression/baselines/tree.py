@@ -6,7 +6,9 @@ from icl_regression.baselines.host import per_prefix, require
 from icl_regression.baselines.registry import register_baseline
 
 
-@register_baseline("tree", expensive=True)
+@register_baseline("tree", expensive=True, predictors=lambda ctx: {
+    f"tree(max_depth={depth})": {"max_depth": depth, "progress": ctx.progress}
+    for depth in (ctx.task.tree_depth, None)})
 def tree_predict(xs, ys, max_depth: int | None = 4, n_jobs: int = 0, progress: bool = True):
     """Prediction at i: a CART tree (squared error, `max_depth` levels; None: grown until the
     leaves are pure) fitted on pairs 0..i−1, at x_i: (B, n). Deterministic (random_state 0)."""

@@ -121,10 +121,16 @@ def validate_task(t: Any) -> None:
 TASK_CHECKS: list[Callable[[Any], None]] = []
 
 
+# -> the registered model names; the model registry adds it (config cannot import models).
+MODEL_NAMES: list[Callable[[], tuple[str, ...]]] = []
+
+
 def validate_model(cfg: TrainConfig) -> None:
     """model.name against the registry (as task.family), the common keys, then the model's own
     checks (its ModelConfig subclass's `check`, config/models.py)."""
     m = cfg.model
+    for lookup in MODEL_NAMES:  # imports the model files (and syncs MODEL_CONFIGS)
+        lookup()
     names = ", ".join(MODEL_CONFIGS)
     require(m.name in MODEL_CONFIGS, "model.name", m.name, f"choose from {names}")
     own = MODEL_CONFIGS.get(m.name)
@@ -191,14 +197,19 @@ def validate_run(cfg: TrainConfig) -> None:
 
 
 # loss_target=posterior_mean: the task keys under which E[y_i | earlier pairs, x_i] is min-norm
-# OLS or ridge(λ*) (a zero-mean isotropic Gaussian w, Gaussian label noise, nothing else).
-POSTERIOR_MEAN_TASK = {"family": ("linear", "noisy_linear"), "w_prior": ("gaussian",),
-                       "w_mean": (0.0,), "pool_size": (0,), "corrupt_fraction": (0.0,)}
+# OLS or ridge(λ*) (a zero-mean isotropic Gaussian w, Gaussian label noise, nothing else), for a
+# family that declares the trait (data/families registers the lookup: config cannot import it).
+POSTERIOR_MEAN_TASK = {"w_prior": ("gaussian",), "w_mean": (0.0,), "pool_size": (0,),
+                       "corrupt_fraction": (0.0,)}
+POSTERIOR_MEAN_FAMILIES: list[Callable[[], tuple[str, ...]]] = []  # -> families admitting it
 
 
 def posterior_mean_conflict(task: TaskConfig) -> tuple[str, Any, str] | None:
     """The first task key that rules the closed-form posterior mean out, as (key, value, what
     is allowed), or None when the posterior mean applies."""
+    families = tuple(name for lookup in POSTERIOR_MEAN_FAMILIES for name in lookup())
+    if task.family not in families:
+        return "family", task.family, f"in {list(families)}"
     for name, allowed in POSTERIOR_MEAN_TASK.items():
         value = _plain(getattr(task, name))
         if value not in allowed:

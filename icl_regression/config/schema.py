@@ -93,8 +93,8 @@ class ModelConfig:
     registered in MODEL_CONFIGS under the model's name: `model=<name>` composes that class, so
     OmegaConf refuses another model's key by name."""
 
-    # The model (models/registry.py); a plain string checked against MODEL_CONFIGS, as
-    # task.family is against its registry.
+    # A registered model (models/, one file each; `model=<name>` picks conf/model/<name>.yaml).
+    # A plain string, not an Enum: models are extensions, registered by name (models.MODELS).
     name: str = "gpt"
     n_layer: int = 4  # layers (blocks); what one layer is, each model's class says
     d_model: int = 64  # width of the hidden state

@@ -13,19 +13,23 @@ from icl_regression.cli import App, run_app
 from icl_regression.config import register_schema, to_dataclass
 from icl_regression.evaluate.eval_json import format_table, write_eval_json
 from icl_regression.evaluate.evaluation import (
-    EvalConfig,
     check_config,
+    eval_config_type,
     evaluate_baselines,
     evaluate_run,
 )
 
+# Keys of earlier versions, still accepted (with a note): the knobs now sit under their set.
+OLD_KEYS = {"knn_k": "knn.k", "ridge_lams": "ridge_grid.lams", "lasso_alpha": "lasso.alpha",
+            "dmmse_noise_std": "dmmse.noise_std"}
 
-def _eval_config(cfg) -> EvalConfig:
+
+def _eval_config(cfg):
     """Composed DictConfig -> checked frozen EvalConfig."""
-    return check_config(to_dataclass(cfg, EvalConfig))
+    return check_config(to_dataclass(cfg, eval_config_type()))
 
 
-def run_from_config(cfg: EvalConfig) -> Path:
+def run_from_config(cfg) -> Path:
     """The entry point's work: check, evaluate, write eval.json, print the table."""
     from icl_regression.run import load_run
 
@@ -49,14 +53,15 @@ def run_from_config(cfg: EvalConfig) -> Path:
 
 def register_eval_schema() -> None:
     """Store EvalConfig as `evaluate_schema`, the first entry of conf/evaluate.yaml."""
-    register_schema("evaluate_schema", EvalConfig)
+    register_schema("evaluate_schema", eval_config_type())
 
 
-def _evaluate_app(cfg: EvalConfig, _output_dir: Path) -> None:
+def _evaluate_app(cfg, _output_dir: Path) -> None:
     run_from_config(cfg)
 
 
-APP = App("evaluate", EvalConfig, check_config, _evaluate_app)
+APP = App("evaluate", eval_config_type, check_config, _evaluate_app, aliases=OLD_KEYS,
+          entry_groups=True)
 
 
 def main() -> None:

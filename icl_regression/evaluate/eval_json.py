@@ -18,7 +18,7 @@ Schema (version 2; lists are per position, aligned with the setting's "k"; null 
                                 "oracle": {"baseline": str, "params": {...}},
                                 "error": {PREDICTOR | "oracle": {"mean", "lo", "hi"}}}}}}}
 
-Version 2 (issue 13) added "family", the optional "accuracy" (±1-label families: sign
+Version 2 added "family", the optional "accuracy" (±1-label families: sign
 agreement, 0 counts ½) and "components" (mixtures, "train" only), and "n_prompts" on a
 predictor evaluated on fewer prompts (expensive baselines: the first N). Version 1 files (no
 "family") still validate.

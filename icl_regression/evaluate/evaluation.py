@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,12 +46,14 @@ from icl_regression.evaluate.suites import baseline_suite
 from icl_regression.run import chunked, forward, load_run
 from icl_regression.storage import finite_or_none
 
-__all__ = ["EvalConfig", "SCHEMA_VERSION", "baseline_suite", "evaluate_baselines",
-           "evaluate_predictors", "evaluate_run", "metrics"]
+__all__ = ["EvalConfig", "EvalKeys", "SCHEMA_VERSION", "baseline_suite", "eval_config_type",
+           "evaluate_baselines", "evaluate_predictors", "evaluate_run", "metrics"]
 
 
 @dataclass(frozen=True)
-class EvalConfig:
+class EvalKeys:
+    """The evaluation's own keys; `EvalConfig` adds each predictor set's knobs (`knn.k`, ...)."""
+
     run_dir: str = ""  # a run directory; empty: baselines only, for `task`
     task: TaskConfig = field(default_factory=TaskConfig)  # used only without run_dir
     out: str = ""  # eval.json path; empty: run_dir/eval.json or runs/baselines/eval.json
@@ -62,34 +63,54 @@ class EvalConfig:
     implicit_settings: tuple[str, ...] = ("train",)  # where ILWD and sensitivity are computed
     implicit_prompts: int = 1000
     implicit_queries: int = 0  # m fresh queries per context; 0: 2d
-    ridge_lams: tuple[float, ...] = (0.1, 1.0)  # plus the Bayes λ* when it is > 0
-    knn_k: int = 3
     gd_steps: int = 1  # η tuned per position on held-out training prompts
-    lasso_alpha: float = 0.1  # lasso runs for sparse w priors only
-    dmmse_noise_std: float = 0.0  # dmmse (task pools only); 0: the task's σ, else a default
     expensive_prompts: int = 1000  # slow baselines (tree, xgboost, nn_gd): the first N prompts
     chunk: int = 2048  # prompts per model call
     progress: bool = True
-    plugins: tuple[str, ...] = ()  # modules to import first (icl_regression.plugins)
     layerwise: bool = False  # also write run_dir/layerwise.json (evaluate/layerwise.py)
+    plugins: tuple[str, ...] = ()  # modules to import first (icl_regression.plugins)
+
+
+@functools.cache
+def _config_type(sets: tuple[str, ...]) -> type:
+    knobs = [(name, spec.knobs, field(default_factory=spec.knobs)) for name in sets
+             if (spec := baselines.PREDICTOR_SETS.get(name)).knobs is not None]
+    built = dataclasses.make_dataclass("EvalConfig", knobs, bases=(EvalKeys,), frozen=True)
+    built.__module__ = __name__
+    return built
+
+
+def eval_config_type() -> type:
+    """The frozen dataclass EvalConfig: EvalKeys plus a field per predictor set with knobs,
+    built from the registry (a plugin's knobs join by being registered)."""
+    return _config_type(baselines.PREDICTOR_SETS.names())
+
+
+def EvalConfig(**values):  # noqa: N802 (reads as the class it builds)
+    """An EvalConfig: `EvalConfig(n_prompts=300, knn=KnnKnobs(k=5))`; knob sets also as dicts."""
+    kinds = {f.name: f.type for f in dataclasses.fields(eval_config_type())}
+    for name, value in values.items():
+        if isinstance(value, dict) and dataclasses.is_dataclass(kinds.get(name)):
+            values[name] = kinds[name](**value)
+    return eval_config_type()(**values)
 
 
 @once
-def check_config(cfg: EvalConfig, task: TaskConfig | None = None) -> EvalConfig:
+def check_config(cfg, task: TaskConfig | None = None):
     """The one place EvalConfig values are checked: a one-line ConfigError naming the key.
     `task`: the evaluated task (default: the run's, or `cfg.task` without a run)."""
     require(not cfg.run_dir or (Path(cfg.run_dir) / "checkpoints").is_dir(), "run_dir",
             cfg.run_dir, "it holds no checkpoints/ (a trained run directory, or empty for the "
             "baselines alone)")
-    one_of_each(cfg.settings, shifts.SETTINGS, "settings")
-    one_of_each(cfg.implicit_settings, shifts.SETTINGS, "implicit_settings", empty_ok=True)
-    at_least(cfg, "", 1, "n_prompts", "implicit_prompts", "knn_k", "gd_steps", "chunk",
+    one_of_each(cfg.settings, shifts.SHIFTS.names(), "settings")
+    one_of_each(cfg.implicit_settings, shifts.SHIFTS.names(), "implicit_settings", empty_ok=True)
+    at_least(cfg, "", 1, "n_prompts", "implicit_prompts", "gd_steps", "chunk",
              "expensive_prompts")
-    at_least(cfg, "", 0, "implicit_queries", "dmmse_noise_std")
+    at_least(cfg, "", 0, "implicit_queries")
     require(cfg.seed >= -1, "seed", cfg.seed, "must be >= 0, or -1 for the run's seed")
-    require(all(0 < lam < math.inf for lam in cfg.ridge_lams), "ridge_lams", cfg.ridge_lams,
-            "each must be a finite number > 0")
-    require(0 < cfg.lasso_alpha < math.inf, "lasso_alpha", cfg.lasso_alpha, "must be > 0")
+    for name, spec in baselines.PREDICTOR_SETS.items():
+        if spec.check is not None and getattr(cfg, name, None) is not None:
+            spec.check(getattr(cfg, name))
     require(not cfg.layerwise or bool(cfg.run_dir), "layerwise", cfg.layerwise,
             "needs run_dir (it reads a model)")
     if task is None and cfg.run_dir:
@@ -116,7 +137,7 @@ def _predictor_funcs(task, seed, cfg, family, gd_eta):
     return suite, funcs, weight_funcs, expensive
 
 
-def evaluate_predictors(task: TaskConfig, seed: int, cfg: EvalConfig, model=None,
+def evaluate_predictors(task: TaskConfig, seed: int, cfg, model=None,
                         query_model=None) -> dict:
     """The whole evaluation of `model(xs, ys) -> preds` (or of the baselines only: None).
 
@@ -180,7 +201,7 @@ def evaluate_predictors(task: TaskConfig, seed: int, cfg: EvalConfig, model=None
 _sample = jax.jit(sample_family, static_argnums=(1, 2, 3))
 
 
-def evaluate_run(run, cfg: EvalConfig | None = None, **overrides) -> dict:
+def evaluate_run(run, cfg=None, **overrides) -> dict:
     """Model of a run vs the baselines; `overrides` are EvalConfig keys.
 
     `run` is a loaded run (`load_run`), or a run directory: then it is loaded and the result is
@@ -204,7 +225,7 @@ def evaluate_run(run, cfg: EvalConfig | None = None, **overrides) -> dict:
     return out
 
 
-def evaluate_baselines(task: TaskConfig, cfg: EvalConfig | None = None, **overrides) -> dict:
+def evaluate_baselines(task: TaskConfig, cfg=None, **overrides) -> dict:
     """Baselines alone for a task (no model): error curves only."""
     cfg = dataclasses.replace(cfg or EvalConfig(), task=task, **overrides)
     out = evaluate_predictors(task, max(cfg.seed, 0), cfg)

@@ -87,7 +87,7 @@ def evaluate_setting(run, name: str, task, seed: int, options: LayerwiseOptions)
                      "refit": sq_error_curve(refit, ys, normaliser)}
     match = match_algorithms(refit, xs, ys, (tuning.xs, tuning.ys), options.algorithms,
                              normaliser)
-    return {"description": shifts.DESCRIPTIONS[name], "normaliser": normaliser,
+    return {"description": shifts.SHIFTS.get(name).description, "normaliser": normaliser,
             "readout_error": {r: finite_or_none(e) for r, e in readout_error.items()},
             "match": match}
 
@@ -100,9 +100,9 @@ def layerwise_run(run, options: LayerwiseOptions | None = None, write: bool = Tr
     options = dataclasses.replace(options or LayerwiseOptions(), **overrides)
     run = run if hasattr(run, "model") else load_run(run)
     for name in options.settings:
-        if name not in shifts.DESCRIPTIONS or name in shifts.QUERY_SETTINGS:
+        if name not in shifts.SHIFTS or name in shifts.QUERY_SETTINGS:
             raise ValueError(f"layerwise setting {name!r} is not allowed; a whole-prompt "
-                             f"setting of {', '.join(shifts.SETTINGS)}")
+                             f"setting of {', '.join(shifts.SHIFTS.names())}")
     task = tasks.held_out_task(run.config.task)
     seed = run.config.seed if options.seed < 0 else options.seed
     per_setting = {name: evaluate_setting(run, name, task, seed, options)

@@ -45,7 +45,8 @@ def evaluate_setting(name, prompts, ctx: SettingContext):
     errors = {p: {stat: finite_or_none(curve[scored]) for stat, curve in metrics.error_curve(
                   pr, ys[:len(pr)], normaliser, mask[:len(pr)]).items()}
               for p, pr in preds.items()}
-    result = {"description": shifts.DESCRIPTIONS[name], "k": np.flatnonzero(scored).tolist(),
+    result = {"description": shifts.SHIFTS.get(name).description,
+              "k": np.flatnonzero(scored).tolist(),
               "n_prompts_per_k": mask.sum(axis=0)[scored].tolist(), "normaliser": normaliser,
               "error": errors, "spd": {}, "ilwd": {}, "ilwd_r2": [], "sensitivity_cos": {}}
     if ctx.family.classification:

@@ -47,7 +47,7 @@ class FiguresConfig:
     compute_missing: bool = False  # compute eval.json / probes.json where missing
     formats: tuple[str, ...] = ("png", "pdf")
     dpi: int = 150
-    baselines: Any = None  # eval.json names (one or a list); None: one per family
+    baselines: Any = None  # eval.json names (one or a list); None: one per baseline
     setting: str | None = None  # eval.json setting of the SPD/ILWD figures; None: training
     attention: AttentionOptions = field(default_factory=AttentionOptions)
     plugins: tuple[str, ...] = ()  # modules to import first (icl_regression.plugins)

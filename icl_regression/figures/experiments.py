@@ -3,7 +3,7 @@
 Each function takes a list of records (`{"label", "step", "results": {...}}`, one per run) and
 returns a pyplot-free Figure in the project style; `style.save_figure` writes it. Models
 of different sizes or training settings get ordered colours (viridis); baselines keep their
-family colour and a broken line in every figure.
+baseline's colour and a broken line in every figure.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from icl_regression.figures.plots import K_LABEL, curve
 from icl_regression.figures.style import (
     BAND_ALPHA,
-    FAMILY_COLOURS,
+    BASELINE_COLOURS,
     FULL_WIDTH,
     GREY,
     ONE_COLUMN,
@@ -233,7 +233,7 @@ def plot_order_sensitivity(records: Sequence[Mapping]) -> Figure:
     k_ax.plot(first["error_k"], error, color=GREY, ls="--",
               label="model's squared error (last step)")
     k_ax.text(0.98, 0.04, f"OLS (order-invariant): variance ≤ {max(first['variance']['ols']):.0e}",
-              transform=k_ax.transAxes, ha="right", va="bottom", color=FAMILY_COLOURS["ols"])
+              transform=k_ax.transAxes, ha="right", va="bottom", color=BASELINE_COLOURS["ols"])
     for ax in (k_ax, step_ax):
         ax.set_yscale("log")
         ax.set_ylabel("variance over orders / E y²")

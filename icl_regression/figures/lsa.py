@@ -9,7 +9,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from icl_regression.figures.style import (
-    FAMILY_COLOURS,
+    BASELINE_COLOURS,
     GREY,
     OKABE_ITO,
     ONE_COLUMN,
@@ -19,7 +19,7 @@ from icl_regression.figures.style import (
 )
 
 ERROR = "squared error / E y²"
-TRAINED, GD = FAMILY_COLOURS["model"], FAMILY_COLOURS["gd"]
+TRAINED, GD = BASELINE_COLOURS["model"], BASELINE_COLOURS["gd"]
 
 
 @styled

@@ -1,5 +1,6 @@
 """The figures of one run: a registry of drawers, each turning one kind of stored file into
-(file stem, figure builder) pairs. A new per-run figure is one function registered here."""
+(file stem, figure builder) pairs. A new per-run figure is one module in this package (or a
+plugin) with a function registered into RUN_FIGURES."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from icl_regression.figures import mixture, plots
 from icl_regression.figures.attention import plot_attention
 from icl_regression.figures.layerwise import layerwise_figures
 from icl_regression.figures.stored_runs import RunRecord, bayes_lambda, model_label
-from icl_regression.registry import Registry
+from icl_regression.registry import Registry, import_submodules
 
 Drawn = Iterator[tuple[str, Callable[[], Figure]]]
 # name -> (record, FiguresConfig) -> (stem, builder) pairs; drawn in registration order
@@ -69,9 +70,9 @@ def _families(record: RunRecord, options) -> Drawn:
 @RUN_FIGURES.register("probes")
 def _probes(record: RunRecord, options) -> Drawn:
     if record.probes:
-        families = dict.fromkeys(p for t in record.probes["targets"].values() for p in t)
-        for family in families:
-            yield f"probes_{family}", lambda f=family: plots.plot_probe_heatmaps(
+        kinds = dict.fromkeys(p for t in record.probes["targets"].values() for p in t)
+        for kind in kinds:
+            yield f"probes_{kind}", lambda f=kind: plots.plot_probe_heatmaps(
                 record.probes, f)
 
 
@@ -96,5 +97,6 @@ def _attention_figure(record: RunRecord, options) -> Figure:
 
 def run_figures(record: RunRecord, options) -> Drawn:
     """(file stem, figure builder) for every figure this run's files allow."""
+    import_submodules(__package__, skip=("app", "analysis_apps"))  # a new figure: one new file
     for _, draw in RUN_FIGURES.items():
         yield from draw(record, options)

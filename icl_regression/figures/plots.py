@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from icl_regression.figures.style import (
     BAND_ALPHA,
     BAND_NOTE,
-    FAMILY_COLOURS,
+    BASELINE_COLOURS,
     FULL_WIDTH,
     GREY,
     MODEL,
@@ -29,7 +29,7 @@ from icl_regression.figures.style import (
     styled,
 )
 
-MODEL_COLOUR = FAMILY_COLOURS[MODEL]
+MODEL_COLOUR = BASELINE_COLOURS[MODEL]
 K_LABEL = "in-context examples k"
 TRAINING_SETTINGS = ("train", "training", "in_distribution", "iid", "standard")
 TARGET_LABELS = {"w": "true w", "w_ols": "w_OLS (min-norm)", "w_ridge": "w_ridge (Bayes λ*)",
@@ -97,7 +97,7 @@ def _k_equals_d_handle(d: int | None) -> list[Line2D]:
 
 def _ks_and_names(setting: Mapping, curves: Mapping, baselines: Sequence[str] | None
                   ) -> tuple[np.ndarray, list[str]]:
-    """The setting's k axis and the baselines to draw (default: one per family)."""
+    """The setting's k axis and the baselines to draw (default: one per baseline)."""
     names = list(baselines) if baselines is not None else default_baselines(list(curves))
     return np.array(setting["k"], dtype=float), names
 

@@ -1,7 +1,7 @@
 """One figure style for the whole project: palette, sizes, predictor names, deterministic saving.
 
 Colours follow the Okabe–Ito palette (distinguishable with the common colour-vision
-deficiencies); each predictor family keeps its colour in every figure. Sizes and fonts are those
+deficiencies); each baseline keeps its colour in every figure. Sizes and fonts are those
 of a two-column paper: 3.3 in for one column, 6.9 in for the full width, 8 pt text.
 
 Predictor names are the keys of eval.json, e.g. `model`, `ols`, `averaging`, `ridge(lam=0.1)`,
@@ -31,12 +31,12 @@ OKABE_ITO = {
     "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7",
 }
 GREY = "#999999"
-FAMILY_COLOURS = {
+BASELINE_COLOURS = {
     MODEL: OKABE_ITO["black"], "ols": OKABE_ITO["blue"], "ridge": OKABE_ITO["vermillion"],
     "gd": OKABE_ITO["green"], "averaging": OKABE_ITO["orange"], "knn": OKABE_ITO["purple"],
     "lasso": OKABE_ITO["sky"], "dmmse": OKABE_ITO["yellow"], "zero": GREY,
 }
-FAMILY_ORDER = ("ols", "ridge", "gd", "averaging", "knn", "lasso", "dmmse")
+BASELINE_ORDER = ("ols", "ridge", "gd", "averaging", "knn", "lasso", "dmmse")
 LINESTYLES = ("--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)))
 
 ONE_COLUMN = 3.3  # inches
@@ -106,13 +106,13 @@ def parse_predictor_name(name: str) -> tuple[str, dict[str, str]]:
     match = _NAME.match(name)
     if match is None:
         return name, {}
-    family, inner = match.groups()
+    baseline, inner = match.groups()
     params = {}
     for part in (inner or "").split(","):
         key, sep, value = part.partition("=")
         if part.strip():
             params[key.strip() if sep else "value"] = value.strip() if sep else key.strip()
-    return family, params
+    return baseline, params
 
 
 def as_float(value: str | None) -> float | None:
@@ -125,49 +125,49 @@ def as_float(value: str | None) -> float | None:
 def predictor_label(name: str, bayes_lambda: float | None = None, model_label: str = "model"
                     ) -> str:
     """A legend entry naming the algorithm and its parameters."""
-    family, params = parse_predictor_name(name)
-    if family == MODEL:
+    baseline, params = parse_predictor_name(name)
+    if baseline == MODEL:
         return model_label
-    if family == "ols":
+    if baseline == "ols":
         return "OLS (min-norm)"
-    if family == "ridge":
+    if baseline == "ridge":
         lam = params.get("lam", params.get("value"))
         if lam == "bayes":
             return "ridge, Bayes λ*" + (f" = {bayes_lambda:.3g}" if bayes_lambda is not None
                                         else "")
         return f"ridge, λ = {lam}"
-    if family == "gd":
+    if baseline == "gd":
         steps = params.get("steps", "1")
         eta = params.get("eta", "tuned")
         plural = "" if steps == "1" else "s"
         return f"GD, {steps} step{plural}, " + ("η tuned" if eta == "tuned" else f"η = {eta}")
-    if family == "knn":
+    if baseline == "knn":
         return f"{params.get('k', params.get('value', '?'))}-NN (mean y)"
-    if family == "lasso":
+    if baseline == "lasso":
         return f"lasso, α = {params.get('alpha', params.get('value', '?'))}"
-    if family == "dmmse":
+    if baseline == "dmmse":
         return "dMMSE (Bayes over task pool)"
-    if family == "averaging":
+    if baseline == "averaging":
         return "averaging (Σ y x / k)"
-    if family == "zero":
+    if baseline == "zero":
         return "zero predictor"
     return name
 
 
 def default_baselines(names: Sequence[str]) -> list[str]:
-    """One baseline per family, in a fixed order: ridge prefers the Bayes λ, gd the fewest steps.
+    """One predictor per baseline, in a fixed order: ridge prefers the Bayes λ, gd the fewest steps.
 
     Grids (several λ, several k for k-NN) belong in the sweep figures, not in every panel.
     """
     chosen = []
-    for family in FAMILY_ORDER:
-        members = [n for n in names if parse_predictor_name(n)[0] == family]
+    for baseline in BASELINE_ORDER:
+        members = [n for n in names if parse_predictor_name(n)[0] == baseline]
         if not members:
             continue
-        if family == "ridge":
+        if baseline == "ridge":
             bayes = [n for n in members if parse_predictor_name(n)[1].get("lam") == "bayes"]
             members = bayes or members
-        if family == "gd":
+        if baseline == "gd":
             members = sorted(members, key=lambda n: as_float(
                 parse_predictor_name(n)[1].get("steps")) or 1.0)
         chosen.append(members[0])
@@ -175,24 +175,24 @@ def default_baselines(names: Sequence[str]) -> list[str]:
 
 
 def predictor_colours(names: Sequence[str]) -> dict[str, tuple[str, object]]:
-    """(colour, linestyle) per name: the family colour; repeats of a family change linestyle."""
+    """(colour, linestyle) per name: its baseline's colour; repeats change the linestyle."""
     seen: dict[str, int] = {}
     styles = {}
     for name in names:
-        family = parse_predictor_name(name)[0]
-        repeat = seen.get(family, 0)
-        seen[family] = repeat + 1
-        colour = FAMILY_COLOURS.get(family, GREY)
-        styles[name] = (colour, "-" if family == MODEL else LINESTYLES[repeat % len(LINESTYLES)])
+        baseline = parse_predictor_name(name)[0]
+        repeat = seen.get(baseline, 0)
+        seen[baseline] = repeat + 1
+        colour = BASELINE_COLOURS.get(baseline, GREY)
+        styles[name] = (colour, "-" if baseline == MODEL else LINESTYLES[repeat % len(LINESTYLES)])
     return styles
 
 
 def distinct_colours(names: Sequence[str]) -> list[str]:
-    """One colour per name, all different: family colours first, then unused Okabe–Ito ones."""
+    """One colour per name, all different: baseline colours first, then unused Okabe–Ito ones."""
     candidates = [*OKABE_ITO.values(), GREY]
     colours: list[str] = []
     for name in names:
-        colour = FAMILY_COLOURS.get(parse_predictor_name(name)[0])
+        colour = BASELINE_COLOURS.get(parse_predictor_name(name)[0])
         if colour is None or colour in colours:
             colour = next((c for c in candidates if c not in colours), GREY)
         colours.append(colour)
@@ -203,25 +203,25 @@ def distinct_colours(names: Sequence[str]) -> list[str]:
 
 # The experiment figures' predictors: name -> (colour, linestyle, legend label).
 BASELINE_STYLES = {
-    "ols": (FAMILY_COLOURS["ols"], "--", predictor_label("ols")),
-    "averaging": (FAMILY_COLOURS["averaging"], "-.", predictor_label("averaging")),
-    "ridge(lam=bayes)": (FAMILY_COLOURS["ridge"], ":", "ridge, Bayes λ*"),
+    "ols": (BASELINE_COLOURS["ols"], "--", predictor_label("ols")),
+    "averaging": (BASELINE_COLOURS["averaging"], "-.", predictor_label("averaging")),
+    "ridge(lam=bayes)": (BASELINE_COLOURS["ridge"], ":", "ridge, Bayes λ*"),
     "dmmse": ("#B8A800", "-.", predictor_label("dmmse")),  # darker than Okabe–Ito yellow
     "huber": (OKABE_ITO["green"], "-.", "Huber (IRLS)"),
     "prior_mean": (GREY, ":", "prior mean x·μ (ignores context)"),
-    "bayes_train_prior": (FAMILY_COLOURS["ridge"], "-.", "Bayes under training prior"),
+    "bayes_train_prior": (BASELINE_COLOURS["ridge"], "-.", "Bayes under training prior"),
 }
 
 
 def baseline_style(name: str) -> tuple[str, object, str]:
     """(colour, linestyle, legend label) of a baseline in the experiment figures."""
     if name.startswith("ridge(lam=") and name not in BASELINE_STYLES:
-        return FAMILY_COLOURS["ridge"], ":", predictor_label(name)
+        return BASELINE_COLOURS["ridge"], ":", predictor_label(name)
     return BASELINE_STYLES.get(name, (GREY, "--", name))
 
 
 def model_colours(count: int) -> list:
     """Black for one model; ordered viridis shades (no pale end) for several."""
     if count == 1:
-        return [FAMILY_COLOURS["model"]]
+        return [BASELINE_COLOURS["model"]]
     return [colormaps["viridis"](x) for x in np.linspace(0.0, 0.85, count)]

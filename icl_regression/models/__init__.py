@@ -15,17 +15,23 @@ import jax
 from flax import nnx
 
 from icl_regression.config import ModelConfig, TaskConfig
-from icl_regression.config.schema import model_schema
+from icl_regression.config.checks import MODEL_NAMES
+from icl_regression.config.schema import MODEL_CONFIGS, model_schema
 from icl_regression.models.contract import check_contract
 from icl_regression.models.registry import MODELS
 
 
 def _register() -> None:
-    """Import the model files (each registers itself into MODELS); at call time so importing
-    the package stays cheap."""
+    """Import the model files (each registers itself into MODELS: a new model is one new file
+    here, or in a plugin); at call time so importing the package stays cheap. A model
+    registered without keys of its own gets its class's `config_class` (a subclass of GPT:
+    GPTConfig's), else the common ModelConfig."""
     from icl_regression.registry import import_submodules
 
-    import_submodules("icl_regression.models")
+    import_submodules(__name__, skip=("registry", "layers", "contract"))
+    for name, model_class in MODELS.items():
+        if name not in MODEL_CONFIGS:
+            MODEL_CONFIGS.register(name, getattr(model_class, "config_class", ModelConfig))
 
 
 def build_model(model: ModelConfig, task: TaskConfig, seed: int) -> nnx.Module:
@@ -43,3 +49,12 @@ def build_model(model: ModelConfig, task: TaskConfig, seed: int) -> nnx.Module:
 
 def count_params(model: nnx.Module) -> int:
     return sum(p.size for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+def model_names() -> tuple[str, ...]:
+    """Every registered model (built-in and plugins)."""
+    _register()
+    return MODELS.names()
+
+
+MODEL_NAMES.append(model_names)  # config's validate_model asks it (config cannot import this)

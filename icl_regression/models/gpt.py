@@ -34,6 +34,7 @@ class GPT(nnx.Module):
     Satisfies the model contract (models/contract.py)."""
 
     has_attention = True
+    config_class = GPTConfig  # its keys (config/models.py), for subclasses registered anew
 
     def __init__(self, model: GPTConfig, task: TaskConfig, *, rngs: nnx.Rngs):
         self.encoding = model.encoding

@@ -100,6 +100,8 @@ class HyenaBlock(nnx.Module):
 class Hyena(SequenceModel):
     """`n_layer` Hyena blocks (model.name=hyena); keys: config.HyenaConfig."""
 
+    config_class = HyenaConfig
+
     def __init__(self, model: HyenaConfig, task: TaskConfig, *, rngs: nnx.Rngs):
         super().__init__(model, task, rngs=rngs)
         self.blocks = nnx.List([HyenaBlock(self, model, rngs) for _ in range(model.n_layer)])

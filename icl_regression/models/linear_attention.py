@@ -62,6 +62,8 @@ class LinearAttention(SequenceModel):
     """`n_layer` pre-LN blocks of causal linear attention and a GELU MLP; keys:
     config.LinearAttentionConfig."""
 
+    config_class = LinearAttentionConfig
+
     has_attention = True  # the normalised linear weights
 
     def __init__(self, model: LinearAttentionConfig, task: TaskConfig, *, rngs: nnx.Rngs):

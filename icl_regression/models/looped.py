@@ -31,6 +31,8 @@ from icl_regression.models.sequence import SequenceModel
 class Looped(SequenceModel):
     """One block of `n_layer` layers looped `n_loops` times; keys: config.LoopedConfig."""
 
+    config_class = LoopedConfig
+
     has_attention = True
 
     def __init__(self, model: LoopedConfig, task: TaskConfig, *, rngs: nnx.Rngs):

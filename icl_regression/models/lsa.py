@@ -118,6 +118,7 @@ class LSA(nnx.Module):
     Satisfies the model contract (models/contract.py); its "attention" holds linear scores."""
 
     has_attention = True
+    config_class = LSAConfig  # its keys (config/models.py)
     max_points = None  # no positional table: any prompt length
 
     def __init__(self, model: LSAConfig, task: TaskConfig, *, rngs: nnx.Rngs,

@@ -88,6 +88,8 @@ class MambaMixer(nnx.Module):
 class Mamba(SequenceModel):
     """`n_layer` residual Mamba blocks (model.name=mamba); keys: config.MambaConfig."""
 
+    config_class = MambaConfig
+
     def __init__(self, model: MambaConfig, task: TaskConfig, *, rngs: nnx.Rngs):
         super().__init__(model, task, rngs=rngs)
         width, out_std = model.d_model, 0.02 / math.sqrt(model.n_layer)

@@ -26,6 +26,8 @@ from icl_regression.models.sequence import SequenceModel
 class MambaFormer(SequenceModel):
     """Mamba, then (attention, Mamba) × n_layer; keys: config.MambaFormerConfig."""
 
+    config_class = MambaFormerConfig
+
     has_attention = True
 
     def __init__(self, model: MambaFormerConfig, task: TaskConfig, *, rngs: nnx.Rngs):

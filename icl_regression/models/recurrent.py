@@ -106,6 +106,8 @@ class StackedRNN(SequenceModel):
 class LSTM(StackedRNN):
     """Stacked LSTM (model.name=lstm); keys: config.LSTMConfig."""
 
+    config_class = LSTMConfig
+
     gates = 4
 
     def __init__(self, model: LSTMConfig, task: TaskConfig, *, rngs: nnx.Rngs):
@@ -115,6 +117,8 @@ class LSTM(StackedRNN):
 @MODELS.register("gru")
 class GRU(StackedRNN):
     """Stacked GRU (model.name=gru); keys: config.GRUConfig."""
+
+    config_class = GRUConfig
 
     gates = 3
 

@@ -1,4 +1,4 @@
-"""Probe families, each fitted for every (target, layer, position) at once.
+"""Probe kinds, each fitted for every (target, layer, position) at once.
 
 Shapes shared by every function here:
 
@@ -7,7 +7,7 @@ Shapes shared by every function here:
 * `targets (G, N, P, d)`: G targets at each probed position;
 * a `Split` of the N prompts into train / validation / test.
 
-Each family is trained on the train split, picks its hyper-parameters (ridge λ; the early-stopping
+Each kind is trained on the train split, picks its hyper-parameters (ridge λ; the early-stopping
 point) on the validation split, and returns held-out predictions `(G, L, P, N_test, d)`; `score`
 turns them into R² and MSE per (target, layer, position).
 
@@ -37,8 +37,9 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-PROBES = ("linear", "mlp", "attention", "attention_mlp")  # new families last: keys by index
-DEFAULT_PROBES = ("linear", "mlp", "attention")  # what runs when no family is asked for
+from icl_regression.probes.registry import register_probe_kind
+
+DEFAULT_PROBES = ("linear", "mlp", "attention")  # what runs when no kind is asked for
 LINEAR_ALPHAS = 10.0 ** np.arange(-8.0, 2.5, 0.5)  # ridge λ / mean eigenvalue of XᵀX
 SPLIT_FRACTIONS = (0.6, 0.2, 0.2)  # train, validation, test
 MIN_STD = 1e-6  # features or targets with a smaller spread are constant: left unscaled
@@ -192,11 +193,11 @@ TRAINED = {"mlp": (mlp_init, mlp_apply), "attention": (attention_init, attention
            "attention_mlp": (attention_mlp_init, attention_mlp_apply)}
 
 
-@partial(jax.jit, static_argnames=("family", "shapes", "hidden", "learning_rate"))
-def _initial_state(key, *, family, shapes, hidden, learning_rate):
+@partial(jax.jit, static_argnames=("kind", "shapes", "hidden", "learning_rate"))
+def _initial_state(key, *, kind, shapes, hidden, learning_rate):
     """Parameters, Adam state and each group's best-so-far (params, validation loss)."""
     shape_glp, n_features, n_tokens, n_out = shapes
-    params = TRAINED[family][0](key, shape_glp, n_features, n_tokens, n_out, hidden)
+    params = TRAINED[kind][0](key, shape_glp, n_features, n_tokens, n_out, hidden)
     best = (params, jnp.full(shape_glp, jnp.inf, jnp.float32))
     return params, optax.adam(learning_rate).init(params), best
 
@@ -240,7 +241,7 @@ def _train_chunk(params, opt_state, best, key, data, *, apply, n_steps, batch_si
     return params, opt_state, best, jnp.sum(best[1])
 
 
-def trained_probe(family: str, acts: np.ndarray, positions: np.ndarray, targets: np.ndarray,
+def trained_probe(kind: str, acts: np.ndarray, positions: np.ndarray, targets: np.ndarray,
                   split: Split, options: FitOptions, key: jax.Array,
                   progress: bool = False) -> np.ndarray:
     """Fit an `mlp` or `attention` probe for every group -> test predictions (G, L, P, Nte, d)."""
@@ -248,18 +249,18 @@ def trained_probe(family: str, acts: np.ndarray, positions: np.ndarray, targets:
     x, _, _ = _standardise(acts, split.train, axis=1)  # (L, N, T, D)
     y, y_mean, y_std = _standardise(targets, split.train, axis=1)  # (G, N, P, d)
     x, y = x.astype(np.float32), y.astype(np.float32)
-    if family not in TRAINED:
-        raise ValueError(f"probe {family!r} is not trained; allowed: {', '.join(TRAINED)}")
-    apply = TRAINED[family][1]
+    if kind not in TRAINED:
+        raise ValueError(f"probe {kind!r} is not trained; allowed: {', '.join(TRAINED)}")
+    apply = TRAINED[kind][1]
     init_key, key = jax.random.split(key)
     shapes = ((n_targets, acts.shape[0], n_pos), acts.shape[-1], acts.shape[2], d)
-    params, opt_state, best = _initial_state(init_key, family=family, shapes=shapes,
+    params, opt_state, best = _initial_state(init_key, kind=kind, shapes=shapes,
                                              hidden=options.hidden,
                                              learning_rate=options.learning_rate)
     positions = jnp.asarray(positions)
     data = (x[:, split.train], y[:, split.train], x[:, split.val], y[:, split.val], positions)
     batch_size = min(options.batch_size, len(split.train))
-    bar = tqdm(total=options.max_steps, desc=f"{family} probes", unit="step", leave=False,
+    bar = tqdm(total=options.max_steps, desc=f"{kind} probes", unit="step", leave=False,
                disable=not progress, mininterval=1.0)
     history = []  # best validation loss summed over groups, after each check
     for done in range(0, options.max_steps, options.eval_every):
@@ -278,11 +279,8 @@ def trained_probe(family: str, acts: np.ndarray, positions: np.ndarray, targets:
     return np.asarray(preds, np.float64) * std + mean
 
 
-def fit_probes(family: str, acts: np.ndarray, positions: np.ndarray, targets: np.ndarray,
-               split: Split, options: FitOptions, key: jax.Array, progress: bool = False):
-    """One probe family on one model's activations -> (r2, mse), each (G, L, P)."""
-    if family == "linear":
-        preds = linear_probe(acts, positions, targets, split)
-    else:
-        preds = trained_probe(family, acts, positions, targets, split, options, key, progress)
-    return score(preds, targets, split)
+register_probe_kind("linear", stream_id=0)(
+    lambda acts, positions, targets, split, options, key, progress=False: linear_probe(
+        acts, positions, targets, split))
+for _stream_id, _name in enumerate(TRAINED, start=1):  # mlp 1, attention 2, attention_mlp 3
+    register_probe_kind(_name, stream_id=_stream_id)(partial(trained_probe, _name))

@@ -12,7 +12,8 @@ from typing import Any
 from icl_regression.config import once, to_dataclass
 from icl_regression.config.build import MISSING
 from icl_regression.config.checks import at_least, indices, one_of_each, require
-from icl_regression.probes.kinds import DEFAULT_PROBES, PROBES, FitOptions
+from icl_regression.probes.kinds import DEFAULT_PROBES, FitOptions
+from icl_regression.probes.registry import probe_kind_names
 from icl_regression.probes.targets import TARGETS
 
 POSITION_SETS = ("x", "y")  # positions=x: every query token; positions=y: every y token
@@ -51,7 +52,7 @@ def _sorted_unique(values: tuple[int, ...] | None) -> tuple[int, ...] | None:
 def check_options(options: ProbeOptions) -> ProbeOptions:
     """The one place ProbeOptions values are checked; layers and positions come back sorted."""
     one_of_each(options.targets, TARGETS, "targets")
-    one_of_each(options.probes, PROBES, "probes")
+    one_of_each(options.probes, probe_kind_names(), "probes")
     indices(options.layers, "layers", "layer indices")
     positions = options.positions
     if isinstance(positions, str):
@@ -64,11 +65,11 @@ def check_options(options: ProbeOptions) -> ProbeOptions:
             "must be >= 50 (split 60/20/20 into train/validation/test)")
     at_least(options, "", 1, "capture_batch")
     require(options.seed >= 0, "seed", options.seed, "must be >= 0")
-    for family in ("mlp", "attention", "attention_mlp"):
-        fit = getattr(options, family)
-        at_least(fit, f"{family}.", 1, "hidden", "batch_size", "max_steps", "eval_every",
+    for kind in ("mlp", "attention", "attention_mlp"):
+        fit = getattr(options, kind)
+        at_least(fit, f"{kind}.", 1, "hidden", "batch_size", "max_steps", "eval_every",
                  "patience")
-        require(0 < fit.learning_rate < math.inf, f"{family}.learning_rate", fit.learning_rate,
+        require(0 < fit.learning_rate < math.inf, f"{kind}.learning_rate", fit.learning_rate,
                 "must be a finite number > 0")
     return dataclasses.replace(options, layers=_sorted_unique(options.layers),
                                positions=positions)

@@ -23,16 +23,12 @@ from tqdm.auto import tqdm
 from icl_regression.config import ConfigError
 from icl_regression.data import tasks
 from icl_regression.data.families import family_of
-from icl_regression.probes.kinds import (
-    LINEAR_ALPHAS,
-    PROBES,
-    FitOptions,
-    fit_probes,
-)
+from icl_regression.probes.kinds import LINEAR_ALPHAS, FitOptions, score
 from icl_regression.probes.options import (
     ProbeOptions,
     probe_options,
 )
+from icl_regression.probes.registry import PROBE_KINDS, probe_kind_names
 from icl_regression.probes.summary import best_layers, format_probe_summary
 from icl_regression.probes.targets import ProbeData, probe_data, token_kinds
 from icl_regression.run import Run, load_run
@@ -86,9 +82,17 @@ def _models(run: Run, options: ProbeOptions, control_run) -> dict[str, Run]:
     return models
 
 
+def fit_probes(kind: str, acts: np.ndarray, positions: np.ndarray, targets: np.ndarray,
+               split, options: FitOptions, key: jax.Array, progress: bool = False):
+    """One probe kind on one model's activations -> held-out (r2, mse), each (G, L, P)."""
+    probe_kind_names()  # the built-in kinds register on first use
+    preds = PROBE_KINDS.get(kind)(acts, positions, targets, split, options, key, progress)
+    return score(preds, targets, split)
+
+
 def _scores(models: dict[str, Run], data: ProbeData, options: ProbeOptions, layers: list[int],
             positions: list[int]) -> dict:
-    """(model prefix, probe family) -> (r2, mse), each (G, L, P)."""
+    """(model prefix, probe kind) -> (r2, mse), each (G, L, P)."""
     scores = {}
     bar = tqdm(total=len(models) * (1 + len(options.probes)), desc="probes", unit="stage",
                disable=not options.progress, file=sys.stderr)
@@ -98,29 +102,29 @@ def _scores(models: dict[str, Run], data: ProbeData, options: ProbeOptions, laye
         acts = model.residuals(data.xs, data.ys, layers, max(positions) + 1,
                                options.capture_batch)
         bar.update()
-        for family in options.probes:
-            bar.set_postfix(model=prefix_name.rstrip("_") or "trained", stage=family)
-            fit_options = getattr(options, family, FitOptions())
-            scores[prefix_name, family] = fit_probes(
-                family, acts, np.asarray(positions), data.targets, data.split, fit_options,
-                jax.random.fold_in(data.fit_key, PROBES.index(family)), options.progress)
+        for kind in options.probes:
+            bar.set_postfix(model=prefix_name.rstrip("_") or "trained", stage=kind)
+            fit_options = getattr(options, kind, FitOptions())
+            key = jax.random.fold_in(data.fit_key, PROBE_KINDS.stream_id(kind))
+            scores[prefix_name, kind] = fit_probes(kind, acts, np.asarray(positions), data.targets,
+                                                   data.split, fit_options, key, options.progress)
             bar.update()
     bar.close()
     return scores
 
 
 def _target_scores(scores: dict, models: dict, options: ProbeOptions) -> dict:
-    """probes.json "targets": per target and family the run's R²/MSE, each control's, and the
+    """probes.json "targets": per target and probe kind the run's R²/MSE, each control's, and the
     selectivity (R² minus the control's)."""
     out: dict = {}
     for g, target in enumerate(options.targets):
         out[target] = entry = {}
-        for family in options.probes:
-            r2, mse = scores["", family]
-            entry[family] = cell = {"r2": finite_or_none(r2[g]), "mse": finite_or_none(mse[g])}
+        for kind in options.probes:
+            r2, mse = scores["", kind]
+            entry[kind] = cell = {"r2": finite_or_none(r2[g]), "mse": finite_or_none(mse[g])}
             for prefix_name in models:
                 if prefix_name:
-                    control_r2, control_mse = scores[prefix_name, family]
+                    control_r2, control_mse = scores[prefix_name, kind]
                     cell[f"{prefix_name}r2"] = finite_or_none(control_r2[g])
                     cell[f"{prefix_name}mse"] = finite_or_none(control_mse[g])
                     selectivity = "selectivity" if prefix_name == "control_" else (

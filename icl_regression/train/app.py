@@ -57,7 +57,8 @@ def lock_and_check(cfg: TrainConfig, run_dir: Path) -> None:
         fail(str(err))
 
 
-APP = App("train", TrainConfig, validate, train_command, precheck=lock_and_check)
+APP = App("train", TrainConfig, validate, train_command, precheck=lock_and_check,
+          entry_groups=True)
 
 
 def main() -> None:

@@ -50,7 +50,8 @@ class NonFiniteLossError(RuntimeError):
     pass
 
 
-def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
+def make_optimizer(cfg: TrainConfig) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """(clipped AdamW, its learning-rate schedule: step -> lr, which the log reports)."""
     o = cfg.optim
     if o.schedule == "cosine":
         lr = optax.warmup_cosine_decay_schedule(

@@ -11,6 +11,7 @@ import pytest
 from conftest import compose, tiny_config
 
 from icl_regression import baselines, load_run
+from icl_regression.baselines.linear import RidgeGridKnobs
 from icl_regression.config import GPTConfig, TaskConfig
 from icl_regression.data import shifts
 from icl_regression.evaluate.app import _eval_config, register_eval_schema, run_from_config
@@ -24,7 +25,8 @@ from icl_regression.evaluate.evaluation import (
 from icl_regression.train.loop import train_run
 
 TASK = TaskConfig(d=3, n_points=8, noise_std=0.3)
-SMALL = EvalConfig(n_prompts=300, implicit_prompts=64, progress=False, ridge_lams=(0.5,))
+SMALL = EvalConfig(n_prompts=300, implicit_prompts=64, progress=False,
+                   ridge_grid={"lams": (0.5,)})
 NAMES = {"zero", "averaging", "ols", "ridge(lam=bayes)", "ridge(lam=0.5)", "gd(steps=1)",
          "knn(k=3)"}
 
@@ -170,7 +172,7 @@ def test_cli_config_composes_and_bad_input_is_one_line_error(tmp_path):
     assert cfg.implicit_settings == ("train",)
     for bad, match in ((dict(settings=("train", "nope")), "settings='nope' is not allowed"),
                        (dict(run_dir=str(tmp_path)), "holds no checkpoints"),
-                       (dict(ridge_lams=(0.0,)), "ridge_lams"),
+                       (dict(ridge_grid=RidgeGridKnobs(lams=(0.0,))), "ridge_grid.lams"),
                        (dict(implicit_queries=3), "implicit_queries=3")):
         with pytest.raises(ValueError, match=match):
             run_from_config(dataclasses.replace(cfg, **bad))

@@ -15,7 +15,7 @@ from icl_regression.baselines import iterative
 from icl_regression.config import ModelConfig, to_dataclass
 from icl_regression.evaluate import matching
 from icl_regression.evaluate.app import register_eval_schema
-from icl_regression.evaluate.evaluation import EvalConfig, check_config
+from icl_regression.evaluate.evaluation import check_config, eval_config_type
 from icl_regression.evaluate.layerwise import (
     layer_readouts,
     layerwise_run,
@@ -105,7 +105,7 @@ def test_figures_module_reads_json_only():
 def test_cli_flag_composes_and_needs_a_run():
     register_eval_schema()
     cfg = to_dataclass(compose(["layerwise=true", "settings=[train]"], config_name="evaluate"),
-                       EvalConfig)
+                       eval_config_type())
     assert cfg.layerwise is True
     with pytest.raises(ValueError, match="layerwise=True is not allowed; needs run_dir"):
         check_config(cfg)

@@ -48,7 +48,7 @@ def band(mean: np.ndarray) -> dict:
 
 
 def make_eval(seed: int, closest: str = "ols") -> dict:
-    """eval.json (issue 3 schema) where the model's SPD is smallest to `closest`."""
+    """eval.json (schema version 1) where the model's SPD is smallest to `closest`."""
     rng = np.random.default_rng(seed)
     ks = np.array(KS, dtype=float)
     ols_error = np.where(ks < D, 1 - ks / D, 1e-4)

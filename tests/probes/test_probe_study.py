@@ -5,7 +5,8 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from icl_regression.probes.kinds import FitOptions, Split, fit_probes
+from icl_regression.probes.kinds import FitOptions, Split
+from icl_regression.probes.probing import fit_probes
 from icl_regression.probes.study import format_study, study_summary
 
 

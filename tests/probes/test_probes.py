@@ -17,9 +17,9 @@ from icl_regression.config import ConfigError, TaskConfig
 from icl_regression.data import tasks
 from icl_regression.data.tokens import x_positions, y_positions
 from icl_regression.models import build_model
-from icl_regression.probes.kinds import FitOptions, Split, fit_probes
+from icl_regression.probes.kinds import FitOptions, Split
 from icl_regression.probes.options import ProbeOptions, probe_options
-from icl_regression.probes.probing import probe_run
+from icl_regression.probes.probing import fit_probes, probe_run
 from icl_regression.probes.summary import best_layers
 from icl_regression.probes.targets import (
     TARGETS,

@@ -9,14 +9,11 @@ from icl_regression.data.families.registry import (
     register_family,
     sample_family,
 )
-
-# Each import registers its family; the stream ids are fixed in the files, so the order here
-# only orders the names.
-# isort: off
-from icl_regression.data.families import (  # noqa: F401
-    linear, sparse_linear, noisy_linear, linear_classification, quadratic, relu2nn,
-    decision_tree, noise_mixture, mixture)
-# isort: on
+from icl_regression.registry import import_submodules
 
 __all__ = ["FAMILIES", "Family", "FamilySample", "check_task", "family_of", "register_family",
            "sample_family"]
+
+# Every module of this package registers its family on import (the stream ids are fixed in the
+# files): a new family is one new file here, or in a plugin.
+import_submodules(__name__, skip=("registry",))

@@ -38,7 +38,8 @@ def single_component(batch_size: int) -> jax.Array:
 
 
 @register_family("linear", stream_id=0, expected_y2=sampling.linear_expected_y2,
-                 baselines=LINEAR_BASELINES, oracle=linear_oracle, linear_labels=True)
+                 baselines=LINEAR_BASELINES, oracle=linear_oracle, linear_labels=True,
+                 posterior_mean=True)
 def sample_linear(key, task, batch_size, seed=0, active_dims=None) -> FamilySample:
     """y = w·x + σε with w from the task's prior (Gaussian, sparse, fixed or a pool)."""
     xs, ys, ws, noise_key = draw_linear(key, task, batch_size, seed, active_dims)

@@ -16,4 +16,5 @@ def _check(task) -> str | None:
 
 register_family("noisy_linear", stream_id=2, expected_y2=sampling.linear_expected_y2,
                 baselines=LINEAR_BASELINES, oracle=linear_oracle, linear_labels=True,
+                posterior_mean=True,
                 check=_check)(sample_linear)

@@ -9,7 +9,7 @@ from typing import NamedTuple
 import jax
 
 from icl_regression.config import ConfigError, TaskConfig
-from icl_regression.config.checks import TASK_CHECKS
+from icl_regression.config.checks import POSTERIOR_MEAN_FAMILIES, TASK_CHECKS
 from icl_regression.registry import Registry
 
 
@@ -36,6 +36,9 @@ class Family:
     baselines: tuple[str, ...]
     oracle: Callable[[TaskConfig], tuple[Oracle, ...]]  # one per component
     has_w: bool = True  # ws is a weight vector: probe target "w", ILWD and sensitivity apply
+    # y = w·x + Gaussian noise of the task's σ: E[y_i | prefix] is the oracle's prediction, so
+    # loss_target=posterior_mean applies (under a zero-mean Gaussian w prior; config/checks.py)
+    posterior_mean: bool = False
     linear_labels: bool = False  # y = w·x + noise: the OOD shifts and w-based experiments apply
     classification: bool = False  # labels are ±1: evaluation also reports accuracy
     # Labels of the components (a mixture's); () for a single-component family.
@@ -84,3 +87,4 @@ def check_task(task: TaskConfig) -> None:
 
 
 TASK_CHECKS.append(check_task)  # config's validate_task runs it (config cannot import this)
+POSTERIOR_MEAN_FAMILIES.append(lambda: tuple(n for n, f in FAMILIES.items() if f.posterior_mean))
