@@ -23,8 +23,8 @@ constructed layers equal k steps of GD (see `gd_construction`).
 Options: `tie_layers` (one parameter set applied n_layer times: a recurrent model), `use_mlp`
 (a GELU MLP after each attention, hidden mlp_ratio·D), `use_layernorm` (pre-LN on the inputs of
 the attention and MLP branches; the residual stream itself is never normalised, so the y slot
-keeps its scale). `d_model`, `encoding`, `positions` and `max_len` do not apply (the stream is
-the token, and no positional table limits n); the computation runs in `param_dtype`.
+keeps its scale). `d_model` does not apply (the stream is the token, and no positional table
+limits n: its keys are config.LSAConfig); the computation runs in `param_dtype`.
 """
 
 from __future__ import annotations
