@@ -11,7 +11,13 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
-from icl_regression.config.schema import MODEL_CONFIGS, ConfigError, ModelConfig, TrainConfig
+from icl_regression.config.schema import (
+    MODEL_CONFIGS,
+    ConfigError,
+    ModelConfig,
+    TrainConfig,
+    known_model,
+)
 
 MISSING = "???"  # OmegaConf's marker of a required value
 
@@ -106,7 +112,7 @@ def _model_node(model: Mapping) -> Any:
     from omegaconf.errors import OmegaConfBaseException
 
     name = model.get("name", ModelConfig.name)
-    if name not in MODEL_CONFIGS:
+    if not known_model(name):
         raise ConfigError(f"model.name={name!r} is not allowed; choose from "
                           f"{', '.join(MODEL_CONFIGS)}")
     own = MODEL_CONFIGS.get(name)

@@ -15,7 +15,14 @@ from enum import Enum
 from typing import Any
 
 from icl_regression.config.build import type_hints
-from icl_regression.config.schema import MODEL_CONFIGS, ConfigError, TaskConfig, TrainConfig
+from icl_regression.config.schema import (
+    MODEL_CONFIGS,
+    MODEL_NAMES,  # noqa: F401 (models append their lookup)
+    ConfigError,
+    TaskConfig,
+    TrainConfig,
+    known_model,
+)
 
 
 def require(ok: bool, key: str, value: Any, allowed: str) -> None:
@@ -121,18 +128,13 @@ def validate_task(t: Any) -> None:
 TASK_CHECKS: list[Callable[[Any], None]] = []
 
 
-# -> the registered model names; the model registry adds it (config cannot import models).
-MODEL_NAMES: list[Callable[[], tuple[str, ...]]] = []
-
-
 def validate_model(cfg: TrainConfig) -> None:
     """model.name against the registry (as task.family), the common keys, then the model's own
     checks (its ModelConfig subclass's `check`, config/models.py)."""
     m = cfg.model
-    for lookup in MODEL_NAMES:  # imports the model files (and syncs MODEL_CONFIGS)
-        lookup()
+    known = known_model(m.name)
     names = ", ".join(MODEL_CONFIGS)
-    require(m.name in MODEL_CONFIGS, "model.name", m.name, f"choose from {names}")
+    require(known, "model.name", m.name, f"choose from {names}")
     own = MODEL_CONFIGS.get(m.name)
     require(type(m) is own, "model.name", m.name,
             f"the other model keys given are {type(m).__name__}'s; pick a model with "

@@ -7,6 +7,7 @@ Value ranges are checked in checks.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -108,12 +109,23 @@ class ModelConfig:
 # model.name -> the ModelConfig subclass holding that model's keys (config/models.py; a plugin
 # registers its own next to its model).
 MODEL_CONFIGS: Registry[type] = Registry("model.name")
+# -> the registered model names; the model package adds its lookup, which imports the model
+# files and registers the keys of models registered without their own (config cannot import it).
+MODEL_NAMES: list[Callable[[], tuple[str, ...]]] = []
+
+
+def known_model(name: str) -> bool:
+    """Whether model `name` has its keys in MODEL_CONFIGS (asking the model package first)."""
+    if name not in MODEL_CONFIGS:
+        for lookup in MODEL_NAMES:
+            lookup()
+    return name in MODEL_CONFIGS
 
 
 def model_schema(model: ModelConfig) -> ModelConfig:
     """A bare ModelConfig (e.g. `TrainConfig()`'s default) as its registered subclass, same
     values; any other config unchanged (a mismatch of name and class is the checks' to refuse)."""
-    if type(model) is ModelConfig and model.name in MODEL_CONFIGS:
+    if type(model) is ModelConfig and known_model(model.name):
         common = {f: getattr(model, f) for f in ModelConfig.__dataclass_fields__}
         return MODEL_CONFIGS.get(model.name)(**common)
     return model

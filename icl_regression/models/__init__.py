@@ -15,8 +15,7 @@ import jax
 from flax import nnx
 
 from icl_regression.config import ModelConfig, TaskConfig
-from icl_regression.config.checks import MODEL_NAMES
-from icl_regression.config.schema import MODEL_CONFIGS, model_schema
+from icl_regression.config.schema import MODEL_CONFIGS, MODEL_NAMES, model_schema
 from icl_regression.models.contract import check_contract
 from icl_regression.models.registry import MODELS
 
