@@ -94,3 +94,16 @@ def test_a_bare_model_config_is_its_models_own_keys_and_labels_come_from_the_reg
         validate(TrainConfig(model=LSTMConfig(name="gpt")))
     assert (model_label("gpt"), model_label("lstm"), model_label("unknown")) == (
         "transformer", "LSTM", "unknown")
+
+
+@pytest.mark.parametrize("model, message", [
+    ({"name": "lstm", "d_state": 4}, "model.d_state=4 is not allowed; unknown key; model 'lstm'"),
+    ({"name": "mamba", "d_state": "x"}, "model.d_state='x' is not allowed; must be an integer"),
+    ({"name": "zzz"}, "model.name='zzz' is not allowed; choose from gpt"),
+])
+def test_a_stored_config_with_a_bad_model_key_is_one_line(model, message):
+    from icl_regression.config import to_dataclass
+
+    with pytest.raises(ConfigError) as error:
+        to_dataclass({"model": model})
+    assert str(error.value).startswith(message)
