@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from icl_regression.config import ModelConfig, TaskConfig
+from icl_regression.config import GPTConfig, TaskConfig
 from icl_regression.data import tokens
 from icl_regression.models.layers import DTYPES, layer_norm
 from icl_regression.models.registry import MODELS
@@ -30,10 +30,17 @@ REMAT_POLICIES = {"none": None, "dots": jax.checkpoint_policies.dots_saveable,
 
 @MODELS.register("gpt")
 class GPT(nnx.Module):
-    """`model(xs, ys) -> preds (B, n)`; `model.intermediates(xs, ys)` adds hidden states."""
+    """`model(xs, ys) -> preds (B, n)`; `model.intermediates(xs, ys)` adds hidden states.
+    Satisfies the model contract (models/contract.py)."""
 
-    def __init__(self, model: ModelConfig, task: TaskConfig, *, rngs: nnx.Rngs):
+    has_attention = True
+    config_class = GPTConfig  # its keys (config/models.py), for subclasses registered anew
+
+    def __init__(self, model: GPTConfig, task: TaskConfig, *, rngs: nnx.Rngs):
         self.encoding = model.encoding
+        self.depth = model.n_layer
+        learned = model.positions == "learned"
+        self.table_points = (model.max_len or task.n_points) if learned else None
         self.n_head = model.n_head
         self.use_positions = model.positions == "learned"
         self.dtype = DTYPES[model.dtype]
@@ -192,3 +199,19 @@ class GPT(nnx.Module):
 
     def y_positions(self, n_points: int):
         return tokens.y_positions(self.encoding, n_points)
+
+    # The rest of the model contract (models/contract.py).
+    @property
+    def n_layers(self) -> int:
+        return self.depth
+
+    @property
+    def max_points(self) -> int | None:
+        return self.table_points  # the learned positional table's length, in points
+
+    def lens(self, hidden: jax.Array) -> jax.Array:
+        """Final LayerNorm + read-out of any residual stream: (..., D) -> (...) float32."""
+        return self._read_out(hidden.astype(self.dtype)).astype(jnp.float32)
+
+    def n_tokens(self, n_points: int) -> int:
+        return tokens.seq_len(self.encoding, n_points)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from icl_regression.config import ModelConfig, TaskConfig
+from icl_regression.config import GPTConfig, TaskConfig
 from icl_regression.models import build_model
 from icl_regression.models.gpt import GPT, REMAT_POLICIES
 
@@ -38,7 +38,7 @@ def loss_and_grads(model, xs, ys):
 
 
 def model_with(encoding: str, **attributes):
-    model = build_model(ModelConfig(n_layer=3, d_model=16, n_head=2, encoding=encoding), TASK, 0)
+    model = build_model(GPTConfig(n_layer=3, d_model=16, n_head=2, encoding=encoding), TASK, 0)
     for name, value in attributes.items():
         setattr(model, name, value)
     return model
