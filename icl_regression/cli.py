@@ -131,8 +131,9 @@ def error_line(err: BaseException, schema: type, overrides: Sequence[str]) -> st
         return str(err)
     if isinstance(err, MissingConfigException):
         group, _, name = (err.missing_cfg_file or "").rpartition("/")
-        if err.options:
-            return f"{group}={name!r} is not allowed; choose from {', '.join(err.options)}"
+        options = [o for o in err.options or () if not o.endswith("_schema")]  # model keys
+        if options:
+            return f"{group}={name!r} is not allowed; choose from {', '.join(options)}"
         for key, value in given.items():  # e.g. a launcher whose plugin is not installed
             if f"{key}/{value}" in str(err):
                 return f"{key}={value!r} is not allowed; {str(err).splitlines()[0]}"

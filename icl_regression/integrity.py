@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from icl_regression.config import ConfigError, TrainConfig, to_dataclass
+from icl_regression.config import ConfigError, TrainConfig, drop_foreign_keys, to_dataclass
 
 CHECKPOINT_METADATA = "_CHECKPOINT_METADATA"  # Orbax's JSON record of each saved step
 MAX_ARRAY_ELEMENTS = 1 << 28  # per array of a stored .npz (1 GiB of float32)
@@ -109,7 +109,13 @@ def checkpoint_configs(run_dir: str | Path):
 def _config_of(load) -> tuple[TrainConfig | None, str | None]:
     """(config, None), or (None, why not) when the source is damaged."""
     try:
-        return to_dataclass(load()), None
+        stored = load()
+        if not isinstance(stored, dict):  # Hydra's config.yaml: plain containers first
+            from omegaconf import OmegaConf
+
+            stored = OmegaConf.to_container(stored, resolve=False)
+        # Runs stored when ModelConfig was one flat record hold keys their model never had.
+        return to_dataclass(drop_foreign_keys(stored)), None
     except Exception as err:  # noqa: BLE001 - JSON, YAML, OmegaConf, schema: all mean damaged
         return None, first_line(err)
 

@@ -101,4 +101,6 @@ def register_entry_configs(conf_dir: str) -> None:
                               ("model", "name", model_names())):
         for name in names:
             if not (Path(conf_dir) / group / f"{name}.yaml").exists():
-                store.store(group=group, name=name, node={key: name})
+                # a model's own keys (config/models.py) are model/<name>_schema
+                schema = {"defaults": [f"{name}_schema", "_self_"]} if group == "model" else {}
+                store.store(group=group, name=name, node={**schema, key: name})

@@ -58,6 +58,11 @@ def forward(function: Partial, xs: jax.Array, ys: jax.Array):
     return function(xs, ys)
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _read_out(graphdef, params, hidden: jax.Array) -> jax.Array:
+    return nnx.merge(graphdef, params).lens(hidden)
+
+
 def chunked(fn: Callable, arrays: Sequence, chunk: int, axis: int = 0, host: bool = False):
     """`fn(*arrays)` over leading-axis chunks of min(chunk, B) prompts, the last one padded to
     the same size so `fn` compiles once; outputs are concatenated along `axis` (their prompt
@@ -158,6 +163,24 @@ class Run:
         """Held-out prompts of the training distribution at full dimension and points."""
         task = tasks.held_out_task(self.config.task)
         return tasks.sample_prompts(key, task, batch_size, self.config.seed)
+
+    # What the model contract (models/contract.py) says of this run's model, at its n_points.
+    @property
+    def n_layers(self) -> int:
+        return self.model.n_layers
+
+    @property
+    def n_tokens(self) -> int:
+        return self.model.n_tokens(self.config.task.n_points)
+
+    @property
+    def has_attention(self) -> bool:
+        return bool(self.model.has_attention)
+
+    def lens(self, hidden) -> np.ndarray:
+        """The model's read-out (the lens) on hidden states (..., width) -> (...) float32."""
+        graphdef, params = self._split
+        return np.asarray(_read_out(graphdef, params, jnp.asarray(hidden)))
 
     @property
     def x_positions(self) -> np.ndarray:

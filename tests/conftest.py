@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from icl_regression.config import ModelConfig, TaskConfig, TrainConfig
+from icl_regression.config import GPTConfig, TaskConfig, TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = ROOT / "icl_regression" / "conf"
@@ -43,7 +43,7 @@ def tiny_config(**overrides) -> TrainConfig:
     """A model small enough to compile and run in a couple of seconds."""
     base = TrainConfig(
         task=TaskConfig(d=3, n_points=6),
-        model=ModelConfig(n_layer=2, n_head=2, d_model=16),
+        model=GPTConfig(n_layer=2, n_head=2, d_model=16),
         steps=20, batch_size=16, log_every=5, ckpt_every=10, progress=False)
     import dataclasses
 

@@ -112,7 +112,7 @@ def test_unknown_key_and_unknown_group_option_are_one_line(name, trained_looking
 @pytest.mark.parametrize("name,override,expected", [
     ("train", "preset=no_such_preset", "preset='no_such_preset' is not allowed; "
      "choose from bai_noise_mixture, corrupted_demos, "),
-    ("demo", "model=nope", "model='nope' is not allowed; choose from gpt, lsa"),
+    ("demo", "model=nope", "model='nope' is not allowed; choose from gpt, gru"),
     ("evaluate", "task=nope", "task='nope' is not allowed; choose from decision_tree, linear"),
     ("train", "task.d=1,2", "task.d='1,2' is not allowed; a sweep needs -m (--multirun)"),
 ])

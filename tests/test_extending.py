@@ -1,7 +1,7 @@
-"""The README's "Where to add what" is a working plugin: every code block of that section is run
-(each Python block written to the file its first line names, the TOML block as the plugin's
-installed entry point, the shell block as is), end to end through the console scripts from an
-unrelated directory; then the records each app wrote are read back."""
+"""The README's "Where to add what" and docs/extending.md are a working plugin: every code block
+of both is run (each Python block written to the file its first line names, the TOML block as
+the plugin's installed entry point, the shell block as is), end to end through the console
+scripts from an unrelated directory; then the records each app wrote are read back."""
 
 from __future__ import annotations
 
@@ -22,12 +22,14 @@ from icl_regression.train import app as train_app
 BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.S)
 
 
-def section_blocks(name: str = "extending") -> list[tuple[str, str]]:
-    """(language, code) of every fenced block in the README section `name`."""
+def section_blocks() -> list[tuple[str, str]]:
+    """(language, code) of every fenced block in the README's extending section, then in
+    docs/extending.md (the plugin's files)."""
     text = (ROOT / "README.md").read_text()
-    start = text.index(f"<!-- section: {name} -->")
+    start = text.index("<!-- section: extending -->")
     end = text.find("<!-- section:", start + 1)
-    return BLOCK.findall(text[start:end if end > 0 else None])
+    readme = BLOCK.findall(text[start:end if end > 0 else None])
+    return readme + BLOCK.findall((ROOT / "docs" / "extending.md").read_text())
 
 
 def write_plugin(folder: Path, blocks: list[tuple[str, str]]) -> list[str]:

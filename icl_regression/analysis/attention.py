@@ -3,6 +3,9 @@ figures can draw them without running the model.
 
     python -m icl_regression.analysis.attention run_dir=DIR [seed=0] [out_dir=DIR]
 
+A model without attention (`has_attention` false in the model contract, models/contract.py) has
+no maps: `write_attention` returns None and the command says so in one line.
+
 `attention.npz` holds `attention` (L, H, T, T) float32, `token_labels` (T,) ('x1', 'y1', …;
 '·' elsewhere), `seed` (the prompt drawn from the run's training distribution) and `step`.
 """
@@ -30,12 +33,15 @@ def token_labels(n_tokens: int, x_positions: Sequence[int] | None,
     return labels
 
 
-def write_attention(run, seed: int = 0, out_dir: str | Path | None = None) -> Path:
+def write_attention(run, seed: int = 0, out_dir: str | Path | None = None) -> Path | None:
     """Attention of the prompt `seed` of a loaded run -> OUT_DIR/attention.npz (atomically;
-    default: the run directory)."""
+    default: the run directory); None, writing nothing, when the run's model has no attention."""
     import jax
 
     from icl_regression.storage import write_atomically
+
+    if not run.has_attention:
+        return None
 
     xs, ys, _ = run.sample(jax.random.key(seed), 1)  # (1, n, d), (1, n)
     attention = np.asarray(run.intermediates(xs, ys)["attention"], np.float32)[:, 0]
@@ -63,7 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     except (RunFileError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-    print(f"wrote {write_attention(run, int(args.get('seed', 0)), args.get('out_dir'))}")
+    path = write_attention(run, int(args.get("seed", 0)), args.get("out_dir"))
+    print(f"wrote {path}" if path else f"no attention maps: model {run.config.model.name!r} "
+          "has no attention")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,13 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
-from icl_regression.config.schema import ConfigError, TrainConfig
+from icl_regression.config.schema import (
+    MODEL_CONFIGS,
+    ConfigError,
+    ModelConfig,
+    TrainConfig,
+    known_model,
+)
 
 MISSING = "???"  # OmegaConf's marker of a required value
 
@@ -48,10 +54,14 @@ def structured(schema: type) -> Any:
 
 
 def register_schema(name: str, schema: type) -> None:
-    """Store `schema` under `name` so an app's YAML can list it first in its defaults."""
+    """Store `schema` under `name` so an app's YAML can list it first in its defaults; and each
+    registered model's keys as `model/<name>_schema`, which conf/model/<name>.yaml starts from."""
     from hydra.core.config_store import ConfigStore
 
-    ConfigStore.instance().store(name=name, node=structured(schema))
+    store = ConfigStore.instance()
+    store.store(name=name, node=structured(schema))
+    for model_name, model_schema in MODEL_CONFIGS.items():
+        store.store(group="model", name=f"{model_name}_schema", node=structured(model_schema))
 
 
 def register_configs() -> None:
@@ -83,6 +93,9 @@ def to_dataclass(cfg: Any, schema: type = TrainConfig) -> Any:
             cfg = OmegaConf.to_container(cfg, resolve=False)
         values = {k: v for k, v in dict(cfg).items() if k != "hydra"}
     try:
+        if values is not cfg and isinstance(values.get("model"), Mapping) and (
+                field_type(schema, "model") is ModelConfig):
+            values = {**values, "model": _model_node(values["model"])}
         node = values if values is cfg else OmegaConf.merge(structured(schema), values)
         missing = _missing_keys(node)
         if missing:
@@ -90,6 +103,32 @@ def to_dataclass(cfg: Any, schema: type = TrainConfig) -> Any:
         return _tuples(OmegaConf.to_object(node))
     except OmegaConfBaseException as err:
         raise ConfigError(omegaconf_message(err, schema, values)) from None
+
+
+def _model_node(model: Mapping) -> Any:
+    """A plain `model` mapping as a node of its model's own ModelConfig subclass (so merging it
+    into the common ModelConfig field keeps that model's types and refuses other keys)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    name = model.get("name", ModelConfig.name)
+    if not known_model(name):
+        raise ConfigError(f"model.name={name!r} is not allowed; choose from "
+                          f"{', '.join(MODEL_CONFIGS)}")
+    own = MODEL_CONFIGS.get(name)
+    try:
+        return OmegaConf.merge(structured(own), model)
+    except OmegaConfBaseException as err:
+        raise ConfigError(omegaconf_message(err, TrainConfig, {"model": model})) from None
+
+
+def model_class(values: Mapping | None) -> type:
+    """The ModelConfig subclass that `values` (overrides or a config mapping) select: by
+    `model.name`, else the `model=<name>` group choice, else the GPT's."""
+    name = lookup(values or {}, "model.name")
+    choice = (values or {}).get("model")
+    name = name if isinstance(name, str) else choice if isinstance(choice, str) else "gpt"
+    return MODEL_CONFIGS.get(name) if name in MODEL_CONFIGS else ModelConfig
 
 
 def _missing_keys(node: Any, prefix: str = "") -> list[str]:
@@ -110,17 +149,28 @@ def omegaconf_message(err: Any, schema: type, values: Mapping | None = None) -> 
     from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, ValidationError
 
     key = str(getattr(err, "full_key", "") or "")
+    if key and "." not in key and isinstance(getattr(err, "object_type", None), type) and (
+            issubclass(err.object_type, ModelConfig)):
+        key = f"model.{key}"  # raised inside the model's own node (`_model_node`)
     value = getattr(err, "value", None)  # the offending value itself (a list's element too)
     value = lookup(values or {}, key) if value is None else value
     shown = MISSING if isinstance(err, MissingMandatoryValue) else repr(value)
     if isinstance(err, ConfigKeyError) or "not in" in str(getattr(err, "msg", "")):
         parent, _, _ = key.rpartition(".")
+        if parent == "model" and field_type(schema, "model") is ModelConfig:
+            own = model_class(values)
+            names = ", ".join(f.name for f in dataclasses.fields(own))
+            return (f"{key}={shown} is not allowed; unknown key; model "
+                    f"{own.name!r} has: {names}")
         names = ", ".join(field_names(schema, parent))
         return f"{key}={shown} is not allowed; unknown key; {parent or 'the config'} has: {names}"
     if isinstance(err, MissingMandatoryValue):
         return str(MissingValueError(key))
     if isinstance(err, ValidationError) and key:
-        return f"{key}={shown} is not allowed; must be {describe(field_type(schema, key))}"
+        kind = field_type(schema, key)
+        if key.startswith("model.") and field_type(schema, "model") is ModelConfig:
+            kind = field_type(model_class(values), key.removeprefix("model."))
+        return f"{key}={shown} is not allowed; must be {describe(kind)}"
     first_line = str(getattr(err, "msg", err)).splitlines()[0]
     return f"{key or 'config'}={shown} is not allowed; {first_line}"
 

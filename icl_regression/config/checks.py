@@ -15,7 +15,14 @@ from enum import Enum
 from typing import Any
 
 from icl_regression.config.build import type_hints
-from icl_regression.config.schema import ConfigError, TaskConfig, TrainConfig
+from icl_regression.config.schema import (
+    MODEL_CONFIGS,
+    MODEL_NAMES,  # noqa: F401 (models append their lookup)
+    ConfigError,
+    TaskConfig,
+    TrainConfig,
+    known_model,
+)
 
 
 def require(ok: bool, key: str, value: Any, allowed: str) -> None:
@@ -121,20 +128,19 @@ def validate_task(t: Any) -> None:
 TASK_CHECKS: list[Callable[[Any], None]] = []
 
 
-# -> the registered model names; the model registry adds it (config cannot import models).
-MODEL_NAMES: list[Callable[[], tuple[str, ...]]] = []
-
-
 def validate_model(cfg: TrainConfig) -> None:
-    m, t = cfg.model, cfg.task
-    names = tuple(name for lookup in MODEL_NAMES for name in lookup())
-    require(not MODEL_NAMES or m.name in names, "model.name", m.name,
-            f"allowed: {', '.join(names)}")
-    at_least(m, "model.", 1, "n_layer", "n_head", "d_model", "mlp_ratio")
-    require(m.d_model % m.n_head == 0, "model.n_head", m.n_head,
-            f"must divide model.d_model={m.d_model}")
-    require(m.max_len == 0 or m.max_len >= t.n_points, "model.max_len", m.max_len,
-            f"must be 0 or >= task.n_points={t.n_points}")
+    """model.name against the registry (as task.family), the common keys, then the model's own
+    checks (its ModelConfig subclass's `check`, config/models.py)."""
+    m = cfg.model
+    known = known_model(m.name)
+    names = ", ".join(MODEL_CONFIGS)
+    require(known, "model.name", m.name, f"choose from {names}")
+    own = MODEL_CONFIGS.get(m.name)
+    require(type(m) is own, "model.name", m.name,
+            f"the other model keys given are {type(m).__name__}'s; pick a model with "
+            f"model=<name> ({names})")
+    at_least(m, "model.", 1, "n_layer", "d_model")
+    m.check(cfg.task)
 
 
 def validate_optim(cfg: TrainConfig) -> None:

@@ -7,8 +7,11 @@ Value ranges are checked in checks.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+
+from icl_regression.registry import Registry
 
 
 class Choice(str, Enum):
@@ -87,27 +90,45 @@ class TaskConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """The keys every model has. Each model's own keys are in its subclass (config/models.py),
+    registered in MODEL_CONFIGS under the model's name: `model=<name>` composes that class, so
+    OmegaConf refuses another model's key by name."""
+
     # A registered model (models/, one file each; `model=<name>` picks conf/model/<name>.yaml).
     # A plain string, not an Enum: models are extensions, registered by name (models.MODELS).
     name: str = "gpt"
-    n_layer: int = 4
-    n_head: int = 2
-    d_model: int = 64
-    mlp_ratio: int = 4
-    # interleaved: x1, y1, x2, ...; paired: one token per (x_{i-1}, y_{i-1}, x_i)
-    encoding: Encoding = Encoding.paired
-    positions: Positions = Positions.learned  # learned absolute positions | none
-    max_len: int = 0  # positional table length in points; 0 = task.n_points
+    n_layer: int = 4  # layers (blocks); what one layer is, each model's class says
+    d_model: int = 64  # width of the hidden state
     dtype: DType = DType.float32  # compute dtype (bfloat16 on accelerators)
     param_dtype: DType = DType.float32
-    # What each block keeps for the backward pass: dots = matmul outputs only, the elementwise
-    # rest recomputed (fewer stacked buffers for the layer scan to write: ×1.25 steps/s on CPU,
-    # benchmarks/engine_levers.py); none = everything; full = only the block's input. GPT only.
-    remat: Remat = Remat.dots
-    # LSA only (von Oswald et al. 2022)
-    tie_layers: bool = False
-    use_mlp: bool = False
-    use_layernorm: bool = False
+
+    def check(self, task: TaskConfig) -> None:
+        """The model's own value checks (ranges, relations to the task): raise ConfigError."""
+
+
+# model.name -> the ModelConfig subclass holding that model's keys (config/models.py; a plugin
+# registers its own next to its model).
+MODEL_CONFIGS: Registry[type] = Registry("model.name")
+# -> the registered model names; the model package adds its lookup, which imports the model
+# files and registers the keys of models registered without their own (config cannot import it).
+MODEL_NAMES: list[Callable[[], tuple[str, ...]]] = []
+
+
+def known_model(name: str) -> bool:
+    """Whether model `name` has its keys in MODEL_CONFIGS (asking the model package first)."""
+    if name not in MODEL_CONFIGS:
+        for lookup in MODEL_NAMES:
+            lookup()
+    return name in MODEL_CONFIGS
+
+
+def model_schema(model: ModelConfig) -> ModelConfig:
+    """A bare ModelConfig (e.g. `TrainConfig()`'s default) as its registered subclass, same
+    values; any other config unchanged (a mismatch of name and class is the checks' to refuse)."""
+    if type(model) is ModelConfig and known_model(model.name):
+        common = {f: getattr(model, f) for f in ModelConfig.__dataclass_fields__}
+        return MODEL_CONFIGS.get(model.name)(**common)
+    return model
 
 
 @dataclass(frozen=True)
@@ -181,3 +202,6 @@ class TrainConfig:
     # Modules imported before anything else (icl_regression.plugins): a user's own families,
     # models, baselines. Recorded in config.json, so loading the run imports them again.
     plugins: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "model", model_schema(self.model))

@@ -208,7 +208,8 @@ def evaluate_run(run, cfg=None, **overrides) -> dict:
     `run` is a loaded run (`load_run`), or a run directory: then it is loaded and the result is
     also written to DIR/eval.json (what `icl-figures compute_missing=true` relies on), with the
     attention maps of one held-out prompt in DIR/attention.npz for the figures (both in
-    `out_dir` instead, when given).
+    `out_dir` instead, when given; the maps only for models with attention, `has_attention`
+    of the model contract).
     """
     run_dir = None if hasattr(run, "model") else Path(run)
     if run_dir is not None:
@@ -221,7 +222,8 @@ def evaluate_run(run, cfg=None, **overrides) -> dict:
                                  run.query_function())}
     if run_dir is not None:
         write_eval_json(Path(cfg.out_dir or run_dir) / "eval.json", out)
-        write_attention(run, out_dir=cfg.out_dir or None)
+        if run.has_attention:
+            write_attention(run, out_dir=cfg.out_dir or None)
     return out
 
 

@@ -1,11 +1,12 @@
-"""Layer by layer: a prediction read out of every layer of a GPT run, matched to iterations.
+"""Layer by layer: a prediction read out of every layer of a run, matched to iterations.
 
 `icl-eval run_dir=DIR layerwise=true` (or `layerwise_run(DIR)`) writes DIR/layerwise.json.
 For held-out prompts of each setting (training distribution, `skewed_cov`, `kappa_100`) and
 every layer l (0 = after the embedding, l = after block l) at the query tokens:
 
-* lens: the model's own final LayerNorm + read-out applied to layer l's residual stream (at the
-  last layer this is the model's prediction);
+* lens: the model's own read-out (`lens` of the model contract, models/contract.py; a GPT's
+  final LayerNorm + linear map) applied to layer l's hidden state at the x tokens (at the last
+  layer this is the model's prediction);
 * refit: a linear read-out of y refitted per (layer, position) on the setting's prompts
   (closed-form ridge with λ picked on validation: the linear probe of `probes.families`),
   scored on the test split, where everything below is computed;
@@ -27,7 +28,6 @@ import numpy as np
 
 from icl_regression.data import shifts, tasks
 from icl_regression.evaluate.matching import match_algorithms, sq_error_curve
-from icl_regression.models.layers import layer_norm  # the forward's own, bit for bit
 from icl_regression.probes.kinds import Split, linear_probe
 from icl_regression.run import chunked
 from icl_regression.storage import finite_or_none, write_json
@@ -46,26 +46,13 @@ class LayerwiseOptions:
     chunk: int = 1024  # prompts per forward pass
 
 
-@jax.jit
-def _lens(final: dict, residuals: jax.Array) -> jax.Array:
-    """Final LayerNorm + read-out of each layer's residual stream: (L+1, B, n, D) -> (L+1, B, n)."""
-    out = layer_norm(residuals, final["lnf_scale"], final["lnf_bias"])
-    return (out @ final["read_out"] + final["read_out_bias"])[..., 0]
-
-
 def layer_readouts(run, xs: np.ndarray, ys: np.ndarray, chunk: int = 1024):
     """Residual stream at the query tokens and its lens predictions, every layer:
     (L+1, B, n, D) float32 and (L+1, B, n)."""
-    model = run.model
-    if not hasattr(model, "lnf_scale"):
-        raise ValueError(f"layerwise read-outs need a GPT run; model {run.config.model.name!r} "
-                         "has no final LayerNorm + read-out")
-    final = {name: getattr(model, name)[...] for name in
-             ("lnf_scale", "lnf_bias", "read_out", "read_out_bias")}
     x_tokens = np.asarray(run.x_positions)
     at_x = lambda xs, ys: run.intermediates(xs, ys)["residuals"][:, :, x_tokens]  # (L+1, b, n, D)
     hidden = chunked(at_x, (xs, ys), chunk, axis=1, host=True)  # Run's one chunker
-    return np.asarray(hidden, np.float32), np.asarray(_lens(final, hidden))
+    return np.asarray(hidden, np.float32), run.lens(hidden)  # (L+1, B, n, D), (L+1, B, n)
 
 
 def refit_readout(hidden: np.ndarray, ys: np.ndarray, split: Split) -> np.ndarray:
@@ -126,7 +113,7 @@ def layerwise_run(run, options: LayerwiseOptions | None = None, write: bool = Tr
     out = {"schema_version": SCHEMA_VERSION, "run_dir": str(run.run_dir), "step": int(run.step),
            "task": dataclasses.asdict(task), "seed": seed, "n_prompts": options.n_prompts,
            "split": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
-           "layers": list(range(run.config.model.n_layer + 1)),
+           "layers": list(range(run.n_layers + 1)),
            "k": list(range(task.n_points)), "setting": options.settings[0],
            "match_readout": "refit", "readout_error": first["readout_error"],
            "match": first["match"], "settings": per_setting}

@@ -17,7 +17,7 @@ from icl_regression.models import count_params
 
 @dataclass(frozen=True)
 class LongContextOptions:
-    n_points: int = 0  # 0: the positional table length (learned) or 3 × n_points (none)
+    n_points: int = 0  # 0: the length the model reads (a positional table) or 3 × n_points
 
 
 def check_long_context(o: LongContextOptions) -> None:
@@ -43,15 +43,15 @@ def scale(run, opts) -> dict:
                      options=LongContextOptions, check=check_long_context)
 def long_context(run, opts) -> dict:
     """Error vs k on prompts longer than the training ones."""
-    task, model = common.clean_task(run), run.config.model
-    table = model.max_len or task.n_points
-    if model.positions == "learned":
+    task = common.clean_task(run)
+    table = run.model.max_points  # the model contract: None when no positions limit it
+    if table is not None:
         n_points = opts.long_context.n_points or table
         if n_points > table or table <= task.n_points:
             raise ExperimentSkipped(
-                f"learned positions cover {table} points (trained on {task.n_points}); prompts "
-                f"of {max(n_points, table + 1)} need model.max_len >= that at training, or "
-                f"model.positions=none")
+                f"model {run.config.model.name!r} reads at most {table} points (trained on "
+                f"{task.n_points}); prompts of {max(n_points, table + 1)} need a longer "
+                "positional table at training (a GPT: model.max_len), or none")
     else:
         n_points = opts.long_context.n_points or 3 * task.n_points
     longer = dataclasses.replace(task, n_points=n_points)
@@ -60,6 +60,7 @@ def long_context(run, opts) -> dict:
     preds = {"model": run.predict(xs, ys), "ols": get_baseline("ols")(xs, ys)}
     if tasks.bayes_ridge_lambda(task) > 0:
         preds["ridge(lam=bayes)"] = common.ridge_bayes(task)(xs, ys)
-    return {"train_points": task.n_points, "n_points": n_points, "positions": model.positions,
-            "max_len": table, "k": list(range(n_points)),
+    return {"train_points": task.n_points, "n_points": n_points,
+            "positions": "none" if table is None else "learned",
+            "max_len": task.n_points if table is None else table, "k": list(range(n_points)),
             "error": {name: common.band(common.sq_error(p, ys, norm)) for name, p in preds.items()}}

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from icl_regression.catalog import output_dir, run_labels
+from icl_regression.config import model_label as registered_label
 from icl_regression.figures.attention import read_attention
 from icl_regression.integrity import RunFileError, read_json_or_none
 from icl_regression.storage import load_config, read_jsonl
 
-MODEL_NAMES = {"gpt": "transformer", "lsa": "LSA"}
 
 @dataclass
 class RunRecord:
@@ -89,7 +89,7 @@ def label_records(records: Sequence[RunRecord]) -> None:
 
 def model_label(config: Mapping) -> str:
     model = config.get("model", {})
-    name = MODEL_NAMES.get(model.get("name"), model.get("name", "model"))
+    name = registered_label(model["name"]) if "name" in model else "model"
     return f"{name}, {model['n_layer']} layers" if "n_layer" in model else str(name)
 
 

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from icl_regression.config import ModelConfig, TaskConfig
+from icl_regression.config import GPTConfig, TaskConfig
 from icl_regression.data import tokens
 from icl_regression.models.layers import DTYPES, layer_norm
 from icl_regression.models.registry import MODELS
@@ -30,20 +30,20 @@ REMAT_POLICIES = {"none": None, "dots": jax.checkpoint_policies.dots_saveable,
 
 @MODELS.register("gpt")
 class GPT(nnx.Module):
-    """`model(xs, ys) -> preds (B, n)`; `model.intermediates(xs, ys)` adds hidden states."""
+    """`model(xs, ys) -> preds (B, n)`; `model.intermediates(xs, ys)` adds hidden states.
+    Satisfies the model contract (models/contract.py)."""
 
-    def __init__(self, model: ModelConfig, task: TaskConfig, *, rngs: nnx.Rngs):
+    has_attention = True
+    config_class = GPTConfig  # its keys (config/models.py), for subclasses registered anew
+
+    def __init__(self, model: GPTConfig, task: TaskConfig, *, rngs: nnx.Rngs):
         self.encoding = model.encoding
+        self.depth = model.n_layer
+        learned = model.positions == "learned"
+        self.table_points = (model.max_len or task.n_points) if learned else None
         self.n_head = model.n_head
         self.use_positions = model.positions == "learned"
         self.dtype = DTYPES[model.dtype]
-        # Layers per iteration of the layer loop. 1 compiles fastest and, measured on CPU, runs
-        # as fast as unrolling; benchmarks set n_layer so that XLA's cost analysis (which
-        # counts a loop body once) sees every layer.
-        self.scan_unroll = 1
-        # "scan" or "python" (a Python loop over static layer slices: no per-layer dynamic
-        # slices of the stacked weights and no stacked activation buffers; compiles L blocks).
-        self.layer_loop = "scan"
         self.remat = REMAT_POLICIES[model.remat]
         param_dtype = DTYPES[model.param_dtype]
         n_layer, width, hidden = model.n_layer, model.d_model, model.mlp_ratio * model.d_model
@@ -115,6 +115,11 @@ class GPT(nnx.Module):
         hq = hq + mixed.reshape(hq.shape) @ layer["w_attn_out"] + layer["b_attn_out"]
         return self._mlp(hq, layer)  # (B, n, m, D)
 
+    def _layers(self, body, h: jax.Array, stacked: dict):
+        """The layer loop: one `lax.scan` (XLA compiles one block however deep the model;
+        unrolled or a Python loop over static slices ran slower on CPU, docs/benchmarks.md)."""
+        return jax.lax.scan(body, h, stacked)
+
     def _cast(self, name: str) -> jax.Array:
         return getattr(self, name)[...].astype(self.dtype)
 
@@ -148,14 +153,7 @@ class GPT(nnx.Module):
             return h, ((h, attention) if capture else None)
 
         h0 = h
-        if self.layer_loop == "python":
-            outs = []
-            for i in range(stacked["w_qkv"].shape[0]):
-                h, out = body(h, {name: w[i] for name, w in stacked.items()})
-                outs.append(out)
-            per_layer = jax.tree.map(lambda *xs: jnp.stack(xs), *outs) if capture else None
-        else:
-            h, per_layer = jax.lax.scan(body, h, stacked, unroll=self.scan_unroll)
+        h, per_layer = self._layers(body, h, stacked)
         token_preds = self._read_out(h)  # (B, T)
         preds = token_preds[:, tokens.x_positions(self.encoding, xs.shape[1])]  # (B, n)
         if not capture:
@@ -201,3 +199,19 @@ class GPT(nnx.Module):
 
     def y_positions(self, n_points: int):
         return tokens.y_positions(self.encoding, n_points)
+
+    # The rest of the model contract (models/contract.py).
+    @property
+    def n_layers(self) -> int:
+        return self.depth
+
+    @property
+    def max_points(self) -> int | None:
+        return self.table_points  # the learned positional table's length, in points
+
+    def lens(self, hidden: jax.Array) -> jax.Array:
+        """Final LayerNorm + read-out of any residual stream: (..., D) -> (...) float32."""
+        return self._read_out(hidden.astype(self.dtype)).astype(jnp.float32)
+
+    def n_tokens(self, n_points: int) -> int:
+        return tokens.seq_len(self.encoding, n_points)

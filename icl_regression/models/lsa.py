@@ -23,8 +23,8 @@ constructed layers equal k steps of GD (see `gd_construction`).
 Options: `tie_layers` (one parameter set applied n_layer times: a recurrent model), `use_mlp`
 (a GELU MLP after each attention, hidden mlp_ratio·D), `use_layernorm` (pre-LN on the inputs of
 the attention and MLP branches; the residual stream itself is never normalised, so the y slot
-keeps its scale). `d_model`, `encoding`, `positions` and `max_len` do not apply (the stream is
-the token, and no positional table limits n); the computation runs in `param_dtype`.
+keeps its scale). `d_model` does not apply (the stream is the token, and no positional table
+limits n: its keys are config.LSAConfig); the computation runs in `param_dtype`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from icl_regression.config import ModelConfig, TaskConfig
+from icl_regression.config import LSAConfig, TaskConfig
 from icl_regression.models.layers import DTYPES, layer_norm
 from icl_regression.models.registry import MODELS
 
@@ -114,9 +114,14 @@ def _lsa_forward(params: dict, xs: jax.Array, ys: jax.Array, *, n_layer: int,
 
 @MODELS.register("lsa")
 class LSA(nnx.Module):
-    """`model(xs, ys) -> preds (B, n)`; `model.intermediates(xs, ys)` adds hidden states."""
+    """`model(xs, ys) -> preds (B, n)`; `model.intermediates(xs, ys)` adds hidden states.
+    Satisfies the model contract (models/contract.py); its "attention" holds linear scores."""
 
-    def __init__(self, model: ModelConfig, task: TaskConfig, *, rngs: nnx.Rngs,
+    has_attention = True
+    config_class = LSAConfig  # its keys (config/models.py)
+    max_points = None  # no positional table: any prompt length
+
+    def __init__(self, model: LSAConfig, task: TaskConfig, *, rngs: nnx.Rngs,
                  init_std: float = 0.02):
         self.n_layer = model.n_layer
         self.tie_layers = model.tie_layers
@@ -168,6 +173,17 @@ class LSA(nnx.Module):
         preds, captured = self._forward(xs, ys, capture=True)
         return {"preds": preds, **captured}
 
+    @property
+    def n_layers(self) -> int:
+        return self.n_layer
+
+    def lens(self, hidden: jax.Array) -> jax.Array:
+        """(..., D) -> (...): minus the y slot, as the prediction is read."""
+        return -hidden[..., -1].astype(jnp.float32)
+
+    def n_tokens(self, n_points: int) -> int:
+        return n_points  # one query token per pass
+
     def x_positions(self, n_points: int) -> np.ndarray:
         return np.arange(n_points)  # residuals hold one query token per point
 
@@ -199,9 +215,9 @@ def gd_construction(d: int, eta: float | Sequence[float], n_layers: int,
     return {"w_kq": w_kq, "w_pv": w_pv}
 
 
-def lsa_config(n_layer: int, n_head: int = 1, tie_layers: bool = False) -> ModelConfig:
+def lsa_config(n_layer: int, n_head: int = 1, tie_layers: bool = False) -> LSAConfig:
     """A plain LSA (no MLP, no LayerNorm): the architecture the GD construction fills."""
-    return ModelConfig(name="lsa", n_layer=n_layer, n_head=n_head, d_model=n_head,
+    return LSAConfig(name="lsa", n_layer=n_layer, n_head=n_head, d_model=n_head,
                        tie_layers=tie_layers)
 
 

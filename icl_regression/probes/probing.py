@@ -49,8 +49,8 @@ def _resolve(run: Run, options: ProbeOptions) -> tuple[list[int], list[int]]:
         positions = [int(t) for t in run.x_positions]
     elif options.positions == "y":
         if run.y_positions is None:
-            raise ConfigError(f"positions=y is not allowed; encoding "
-                              f"{run.config.model.encoding!r} has no y tokens")
+            raise ConfigError(f"positions=y is not allowed; model {run.config.model.name!r} "
+                              "has no token holding a label alone (x, or token indices)")
         positions = [int(t) for t in run.y_positions]
     else:
         positions = list(options.positions or range(n_tokens))
@@ -60,10 +60,7 @@ def _resolve(run: Run, options: ProbeOptions) -> tuple[list[int], list[int]]:
 
 
 def _depth_and_length(run: Run) -> tuple[int, int]:
-    from icl_regression.data.tokens import seq_len
-
-    model = run.config.model
-    return model.n_layer, seq_len(model.encoding, run.config.task.n_points)
+    return run.n_layers, run.n_tokens  # the model contract (models/contract.py)
 
 
 def _as_run(run: str | Path | Run) -> Run:
@@ -163,7 +160,9 @@ def probe_run(run: str | Path | Run, options: ProbeOptions | None = None,
     fixed = models.get("fixed_w_")
     result = {
         "schema_version": SCHEMA_VERSION, "run_dir": str(run.run_dir), "step": run.step,
-        "encoding": run.config.model.encoding, "d": task.d, "n_points": task.n_points,
+        # recorded for readers of probes.json only; token layout comes from the model
+        "encoding": getattr(run.config.model, "encoding", None),
+        "d": task.d, "n_points": task.n_points,
         "n_prompts": options.n_prompts, "seed": options.seed,
         "split": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
         "layers": layers, "positions": positions, "k": [int(k) for k in data.ks],

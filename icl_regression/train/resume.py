@@ -7,7 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from icl_regression.config import ConfigError, TrainConfig
+from icl_regression.config import ConfigError, TrainConfig, drop_foreign_keys
 from icl_regression.integrity import read_json, set_aside, stored_config, warn_once
 from icl_regression.storage import write_atomically
 
@@ -33,7 +33,8 @@ def _stored(run_dir: Path) -> dict | None:
     """config.json as stored (a key newer than the run counts as its default below); when it is
     damaged or missing, the config the checkpoints keep (RunFileError if there is none)."""
     if (stored := _readable_config_json(run_dir / "config.json")) is not None:
-        return stored
+        # A run stored with the flat ModelConfig holds keys its model never had: no difference.
+        return drop_foreign_keys(stored)
     if not (run_dir / "config.json").exists() and not (run_dir / "checkpoints").is_dir():
         return None  # a new run
     found = stored_config(run_dir)

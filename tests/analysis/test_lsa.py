@@ -14,7 +14,7 @@ from icl_regression import load_run
 from icl_regression.analysis import gd_compare
 from icl_regression.config import (
     ConfigError,
-    ModelConfig,
+    LSAConfig,
     OptimConfig,
     TaskConfig,
     TrainConfig,
@@ -101,8 +101,8 @@ def test_gd_plus_plus_construction_matches_numpy():
                                numpy_gd(xs, ys, 0.05, 3), atol=1e-12)
 
 
-def lsa_cfg(**overrides) -> ModelConfig:
-    return dataclasses.replace(ModelConfig(name="lsa", n_layer=2, n_head=2, d_model=2), **overrides)
+def lsa_cfg(**overrides) -> LSAConfig:
+    return dataclasses.replace(LSAConfig(name="lsa", n_layer=2, n_head=2, d_model=2), **overrides)
 
 
 ABLATIONS = {"use_mlp": True, "use_layernorm": True, "tie_layers": True}

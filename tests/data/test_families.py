@@ -42,13 +42,29 @@ def test_registry_lists_every_family_with_distinct_streams():
     assert len({FAMILIES.stream_id(name) for name in FAMILIES}) == len(FAMILIES)
 
 
-@pytest.mark.parametrize("family", ALL)
+@pytest.mark.parametrize("family", FAMILIES.names())  # a new family is tested by registering it
 def test_every_family_jits_in_the_train_step_with_a_curriculum(family):
     task = task_of(family, d=4, n_points=7)
     xs, ys, ws = jax.jit(tasks.train_batch, static_argnums=(2, 3))(0, 5, task, 6, 2)
     assert xs.shape == (6, 7, 4) and ys.shape == (6, 7) and np.all(np.asarray(xs)[..., 2:] == 0)
     assert (ws is None) == (not families.family_of(task).has_w)
     assert np.all(np.isfinite(np.asarray(ys)))
+
+
+@pytest.mark.parametrize("family", FAMILIES.names())
+def test_every_family_declares_its_label_scale_and_oracles(family):
+    """expected_y2 is the zero predictor's error (checked against 20,000 draws), and every
+    component's oracle is a registered baseline with its parameters."""
+    from icl_regression import baselines
+
+    task = task_of(family, d=4, n_points=7)
+    spec = families.family_of(task)
+    sample = sample_family(KEY, task, 20_000)
+    empirical = float(np.mean(np.asarray(sample.ys, np.float64) ** 2))
+    assert empirical == pytest.approx(spec.expected_y2(task), rel=0.06)
+    assert len(spec.oracle(task)) == max(1, len(spec.components(task)))
+    for name, params in spec.oracle(task):
+        baselines.get_baseline(name, **params)  # raises for an unknown name or parameter
 
 
 def test_linear_is_the_old_sampler_bit_for_bit():

@@ -12,7 +12,7 @@ from conftest import compose, tiny_config
 
 from icl_regression import baselines, load_run
 from icl_regression.baselines.linear import RidgeGridKnobs
-from icl_regression.config import ModelConfig, TaskConfig
+from icl_regression.config import GPTConfig, TaskConfig
 from icl_regression.data import shifts
 from icl_regression.evaluate.app import _eval_config, register_eval_schema, run_from_config
 from icl_regression.evaluate.eval_json import format_table, validate_eval_json, write_eval_json
@@ -77,7 +77,7 @@ def test_one_pass_query_model_equals_a_forward_per_point(encoding, tmp_path):
     from icl_regression.evaluate import scoring
 
     cfg = tiny_config(task=TaskConfig(d=3, n_points=7), steps=10,
-                      model=ModelConfig(n_layer=2, n_head=2, d_model=16, encoding=encoding))
+                      model=GPTConfig(n_layer=2, n_head=2, d_model=16, encoding=encoding))
     train_run(cfg, tmp_path)
     run = load_run(tmp_path)
     rng = np.random.default_rng(2)

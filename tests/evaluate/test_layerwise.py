@@ -80,11 +80,15 @@ def test_layerwise_json_round_trip_and_schema_errors(tmp_path):
         validate_layerwise_json(broken)
 
 
-def test_layerwise_needs_a_gpt(tmp_path):
-    cfg = tiny_config(model=ModelConfig(name="lsa", n_layer=1, d_model=16))
+def test_lens_of_an_lsa_reads_its_last_layer_as_its_prediction(tmp_path):
+    """The lens is the model's own read-out (model contract), not a GPT's parameters."""
+    cfg = tiny_config(model=ModelConfig(name="lsa", n_layer=2, d_model=16))
     run = Run(tmp_path, cfg, build_model(cfg.model, cfg.task, 0), step=0)
-    with pytest.raises(ValueError, match="need a GPT run"):
-        layer_readouts(run, np.zeros((2, 6, 3), np.float32), np.zeros((2, 6), np.float32))
+    xs, ys, _ = run.sample(jax.random.key(1), 4)
+    hidden, lens = layer_readouts(run, np.asarray(xs), np.asarray(ys))
+    assert hidden.shape == (3, 4, cfg.task.n_points, cfg.task.d + 1)
+    np.testing.assert_allclose(lens[-1], np.asarray(run.predict(xs, ys)), atol=1e-6)
+    np.testing.assert_allclose(lens[0], -hidden[0][..., -1], atol=0)  # minus the y slot
 
 
 def test_figures_module_reads_json_only():

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from icl_regression.config import ModelConfig, TaskConfig
+from icl_regression.config import GPTConfig, TaskConfig
 from icl_regression.data import tokens
 from icl_regression.models import build_model, count_params
 
@@ -21,7 +21,7 @@ def prompts(seed=0, batch=4, task=TASK):
 
 @pytest.mark.parametrize("encoding", ["paired", "interleaved"])
 def test_prediction_at_i_ignores_later_points(encoding):
-    model = build_model(ModelConfig(n_layer=2, d_model=16, n_head=2, encoding=encoding), TASK, 0)
+    model = build_model(GPTConfig(n_layer=2, d_model=16, n_head=2, encoding=encoding), TASK, 0)
     model = jax.jit(model.__call__)  # one compilation instead of many eager dispatches
     xs, ys = prompts()
     base = np.asarray(model(xs, ys))
@@ -35,7 +35,7 @@ def test_prediction_at_i_ignores_later_points(encoding):
 
 @pytest.mark.parametrize("encoding", ["paired", "interleaved"])
 def test_intermediates_shapes_and_consistency(encoding):
-    cfg = ModelConfig(n_layer=3, d_model=16, n_head=4, encoding=encoding)
+    cfg = GPTConfig(n_layer=3, d_model=16, n_head=4, encoding=encoding)
     model = build_model(cfg, TASK, 0)
     xs, ys = prompts()
     out = model.intermediates(xs, ys)
@@ -49,16 +49,16 @@ def test_intermediates_shapes_and_consistency(encoding):
 
 
 def test_bfloat16_compute_keeps_float32_outputs():
-    model = build_model(ModelConfig(n_layer=1, d_model=16, dtype="bfloat16"), TASK, 0)
+    model = build_model(GPTConfig(n_layer=1, d_model=16, dtype="bfloat16"), TASK, 0)
     xs, ys = prompts()
     preds = model(xs, ys)
     assert preds.dtype == jnp.float32 and preds.shape == (4, 6)
-    ref = build_model(ModelConfig(n_layer=1, d_model=16), TASK, 0)(xs, ys)
+    ref = build_model(GPTConfig(n_layer=1, d_model=16), TASK, 0)(xs, ys)
     np.testing.assert_allclose(preds, ref, atol=0.05)
 
 
 def test_init_is_a_function_of_seed_and_count_matches_formula():
-    cfg = ModelConfig(n_layer=2, d_model=16, n_head=2, mlp_ratio=4)
+    cfg = GPTConfig(n_layer=2, d_model=16, n_head=2, mlp_ratio=4)
     a, b, c = (build_model(cfg, TASK, s) for s in (0, 0, 1))
     xs, ys = prompts()
     np.testing.assert_array_equal(a(xs, ys), b(xs, ys))

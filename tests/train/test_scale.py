@@ -20,7 +20,7 @@ from conftest import CONF_DIR, ROOT, tiny_config
 from flax import nnx
 from jax.tree_util import Partial
 
-from icl_regression.config import ConfigError, MeshConfig, ModelConfig, validate_devices
+from icl_regression.config import ConfigError, GPTConfig, MeshConfig, validate_devices
 from icl_regression.data import tasks
 from icl_regression.models import build_model
 from icl_regression.run import Run, _spread, chunked, forward
@@ -30,7 +30,7 @@ from icl_regression.train.mesh import DataParallel, initialize_distributed
 
 TESTS = Path(__file__).resolve().parent  # this folder: the subprocesses import test_scale
 # One layer, width 8: compiles fast; batch 8 splits into 4 + 4 on two devices.
-SMALL = tiny_config(model=ModelConfig(n_layer=1, n_head=2, d_model=8), batch_size=8,
+SMALL = tiny_config(model=GPTConfig(n_layer=1, n_head=2, d_model=8), batch_size=8,
                     steps=10, log_every=5, ckpt_every=5)
 
 

@@ -1,0 +1,63 @@
+"""The attention maps of one held-out prompt, written into the run as `attention.npz` so the
+figures can draw them without running the model.
+
+    python -m icl_regression.analysis.attention run_dir=DIR [seed=0]
+
+`attention.npz` holds `attention` (L, H, T, T) float32, `token_labels` (T,) ('x1', 'y1', …;
+'·' elsewhere), `seed` (the prompt drawn from the run's training distribution) and `step`.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+FILENAME = "attention.npz"
+
+
+def token_labels(n_tokens: int, x_positions: Sequence[int] | None,
+                 y_positions: Sequence[int] | None) -> list[str]:
+    """'x1', 'y1', … at the tokens that carry them; '·' elsewhere."""
+    labels = ["·"] * n_tokens
+    for prefix, positions in (("x", x_positions), ("y", y_positions)):
+        for i, token in enumerate(positions if positions is not None else []):
+            if 0 <= int(token) < n_tokens:
+                labels[int(token)] = f"{prefix}{i + 1}"
+    return labels
+
+
+def write_attention(run, seed: int = 0) -> Path:
+    """Attention of the prompt `seed` of a loaded run -> RUN/attention.npz (atomically)."""
+    import jax
+
+    from icl_regression.storage import write_atomically
+
+    xs, ys, _ = run.sample(jax.random.key(seed), 1)  # (1, n, d), (1, n)
+    attention = np.asarray(run.intermediates(xs, ys)["attention"], np.float32)[:, 0]
+    labels = token_labels(attention.shape[-1], run.x_positions, run.y_positions)  # (L, H, T, T)
+    buffer = io.BytesIO()
+    np.savez(buffer, attention=attention, token_labels=np.array(labels), seed=seed,
+             step=run.step)
+    path = Path(run.run_dir) / FILENAME
+    write_atomically(path, buffer.getvalue())
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    from icl_regression.run import load_run
+
+    args = dict(arg.split("=", 1) for arg in (sys.argv[1:] if argv is None else argv))
+    unknown = set(args) - {"run_dir", "seed"}
+    if "run_dir" not in args or unknown:
+        print("error: usage: python -m icl_regression.analysis.attention run_dir=DIR [seed=N]",
+              file=sys.stderr)
+        sys.exit(2)
+    print(f"wrote {write_attention(load_run(args['run_dir']), int(args.get('seed', 0)))}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,2 @@
+"""Prompts: task families and their samplers, token encodings, context manipulations, and the
+evaluation-time distribution shifts."""

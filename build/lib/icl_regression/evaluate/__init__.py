@@ -1,0 +1,1 @@
+"""Evaluation: model vs baselines over evaluation settings, the metrics, and eval.json."""

@@ -1,0 +1,1 @@
+"""In-context-learning experiments: each a registered evaluation loop over trained runs."""

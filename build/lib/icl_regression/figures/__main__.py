@@ -1,0 +1,5 @@
+"""`python -m icl_regression.figures`."""
+
+from icl_regression.figures.app import main
+
+main()

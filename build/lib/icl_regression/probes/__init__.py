@@ -1,0 +1,1 @@
+"""Probes of the residual stream: targets, probe families, and the probe app."""

@@ -1,0 +1,5 @@
+"""`python -m icl_regression.probes`."""
+
+from icl_regression.probes.app import main
+
+main()
