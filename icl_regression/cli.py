@@ -185,8 +185,7 @@ def one_line_errors(schema: type, overrides: Sequence[str]) -> Iterator[None]:
     except OSError as err:  # a write refused: read-only storage, permissions, a full disk
         if err.errno not in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT):
             raise
-        fail(f"writing {err.filename or 'a file'} failed ({err.strerror}); free space or fix "
-             "the permissions, or write elsewhere (out_dir=DIR for a run on read-only storage)")
+        fail(f"writing {err.filename} failed ({err.strerror}); set out_dir=DIR, or fix it")
 
 
 def job_overrides(base: Any, overrides: Sequence[str], multirun: bool) -> list[list[str]]:
