@@ -13,6 +13,7 @@ import contextlib
 import logging
 import shutil
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ class Checkpointer:
                                    custom_metadata=self._metadata)
                 self._manager.wait_until_finished()
         except (OSError, ValueError) as err:  # disk full, quota, I/O (TensorStore: ValueError)
+            _aborted_io_is_reported()
             for leftover in unfinished_saves(self.directory, step):
                 shutil.rmtree(leftover, ignore_errors=True)  # else the next start removes it
             raise CheckpointSaveError(
@@ -140,6 +142,7 @@ def restore_newest(directory: str | Path, restore: Callable[[int], Any],
                 with _quiet_orbax():
                     return step, restore(step)
             except Exception as err:  # Orbax and TensorStore raise ValueError, JSON errors, ...
+                _aborted_io_is_reported()
                 if not (directory / str(step)).exists():
                     vanished = True  # removed meanwhile by the trainer: an older (or newer) one
                     continue
@@ -201,6 +204,14 @@ def _ignore_closed_loop_callbacks() -> None:
     hook.icl_filter = True
     sys.unraisablehook = hook
     logging.getLogger("asyncio").addFilter(_orbax_task_left_behind)
+
+
+def _aborted_io_is_reported() -> None:
+    """After a failed save or restore (reported in one line by the caller): the writes and
+    reads Orbax had not started yet end as 'coroutine ... was never awaited' warnings at exit;
+    they say nothing more."""
+    warnings.filterwarnings("ignore", message="coroutine .* was never awaited",
+                            category=RuntimeWarning)
 
 
 def _orbax_task_left_behind(record: logging.LogRecord) -> bool:
