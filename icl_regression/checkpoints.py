@@ -13,6 +13,7 @@ import contextlib
 import logging
 import shutil
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -59,8 +60,7 @@ class Checkpointer:
                 self._manager.wait_until_finished()
         except (OSError, ValueError) as err:  # disk full, quota, I/O (TensorStore: ValueError)
             _aborted_io_is_reported()
-            for leftover in unfinished_saves(self.directory, step):
-                shutil.rmtree(leftover, ignore_errors=True)  # else the next start removes it
+            _remove_unfinished(self.directory, step)  # what stays, the next start removes
             raise CheckpointSaveError(
                 f"saving the checkpoint of step {step} in {self.directory} failed "
                 f"({_first_line(err)}); the newest complete one (step {self.latest_step()}) is "
@@ -98,6 +98,16 @@ def unfinished_saves(directory: str | Path, step: int | None = None) -> list[Pat
     prefix = "" if step is None else f"{step}."
     return sorted(p for p in path.iterdir() if ".orbax-checkpoint-tmp" in p.name
                   and p.name.startswith(prefix)) if path.is_dir() else []
+
+
+def _remove_unfinished(directory: Path, step: int, wait_s: float = 3.0) -> None:
+    """Remove the temporary folder of the failed save of `step`: again while TensorStore's
+    writes still in flight (completing after the failure was raised) create files in it."""
+    deadline = time.monotonic() + wait_s
+    while (leftovers := unfinished_saves(directory, step)) and time.monotonic() < deadline:
+        for leftover in leftovers:
+            shutil.rmtree(leftover, ignore_errors=True)
+        time.sleep(0.1)
 
 
 def has_checkpoint(directory: str | Path) -> bool:
