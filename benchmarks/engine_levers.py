@@ -1,7 +1,8 @@
 """Engine levers timed against each other in one process: devices and the layer loop's form.
 
-1 vs 2 CPU devices; the layers as one `lax.scan`, an unrolled scan, or a Python loop over
-static slices.
+1 vs 2 CPU devices; the layers as one `lax.scan` or an unrolled scan (train_throughput's
+benchmark-only `UnrolledGPT`). The Python loop over static layer slices, measured ×0.65 and
+rejected, is gone from the engine (docs/benchmarks.md).
 
     python benchmarks/engine_levers.py                          # small (interleaved) config
     python benchmarks/engine_levers.py preset=garg_linear --steps 2
@@ -34,8 +35,7 @@ from icl_regression.train.mesh import DataParallel  # noqa: E402
 def variant(cfg, n_devices: int, loop: str, n_steps: int):
     """A no-argument callable running one compiled n-step update, and its compile seconds."""
     parallel = DataParallel.create(devices=jax.devices()[:n_devices])
-    update, params, opt_state, _ = setup(cfg, parallel, unroll_layers=loop == "unrolled scan",
-                                         layer_loop="python" if loop == "python" else "scan")
+    update, params, opt_state, _ = setup(cfg, parallel, unroll_layers=loop == "unrolled scan")
     start = time.perf_counter()
     compiled = update.lower(params, opt_state, 0, n_steps, cfg.task.n_points).compile()
     compile_s = time.perf_counter() - start
@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=40, help="steps per timed call")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--devices", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--loops", nargs="+", default=["scan", "unrolled scan", "python"],
-                        choices=["scan", "unrolled scan", "python"])
+    parser.add_argument("--loops", nargs="+", default=["scan", "unrolled scan"],
+                        choices=["scan", "unrolled scan"])
     args = parser.parse_args(argv)
     cfg = compose(args.overrides)
     variants = {f"{n} device(s), layers: {loop}": (n, loop)

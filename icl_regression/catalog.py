@@ -9,6 +9,7 @@ a multirun folder holds several of them, one per job.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -49,3 +50,14 @@ def run_labels(runs: Sequence[tuple[Path, Mapping]]) -> list[str]:
             tail = os.path.relpath(runs[i][0].resolve(), common) if len(group) > 1 else "."
             labels[i] = re.sub(r"[^\w.\-]+", "_", name if tail == "." else f"{name}_{tail}")
     return labels
+
+
+def output_dir(out_dir: str | Path | None, run_dir: Path) -> Path:
+    """Where an app that serves many runs writes what it computes for one of them: the run
+    directory itself, or with `out_dir` (runs on read-only storage, or someone else's) a folder
+    of its own there, OUT_DIR/<run folder>-<8 hex digits of its full path>."""
+    if not out_dir:
+        return Path(run_dir)
+    digest = hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:8]
+    name = re.sub(r"[^\w.-]+", "_", Path(run_dir).resolve().name)
+    return Path(out_dir) / f"{name}-{digest}"

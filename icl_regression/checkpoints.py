@@ -25,7 +25,13 @@ logging.getLogger("absl").setLevel(logging.WARNING)
 
 
 class Checkpointer:
-    def __init__(self, directory: str | Path, keep: int = 2, keep_period: int = 0):
+    """The trainer's checkpoints. `config`: the run's config, kept with every checkpoint (in
+    its _CHECKPOINT_METADATA) so that a damaged or lost config.json can be recovered. `writer`
+    (the process that writes the run, holding its lock): first removes what an earlier save cut
+    short left behind (Orbax's *.orbax-checkpoint-tmp folders), saying so."""
+
+    def __init__(self, directory: str | Path, keep: int = 2, keep_period: int = 0,
+                 config: dict | None = None, writer: bool = False):
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep,
             keep_period=keep_period or None,
@@ -33,6 +39,12 @@ class Checkpointer:
             enable_async_checkpointing=False,
         )
         self.directory = Path(directory).absolute()
+        self._metadata = {"config": config} if config is not None else None
+        if writer:
+            for leftover in unfinished_saves(self.directory):
+                shutil.rmtree(leftover, ignore_errors=True)
+                print(f"note: removed {leftover}, left by a checkpoint save that did not finish",
+                      file=sys.stderr)
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:
@@ -41,10 +53,12 @@ class Checkpointer:
     def save(self, step: int, state: Any) -> None:
         try:
             with _quiet_orbax():  # the error below says it in one line
-                self._manager.save(step, args=ocp.args.StandardSave(state))
+                self._manager.save(step, args=ocp.args.StandardSave(state),
+                                   custom_metadata=self._metadata)
                 self._manager.wait_until_finished()
         except (OSError, ValueError) as err:  # disk full, quota, I/O (TensorStore: ValueError)
-            _ignore_closed_loop_callbacks()
+            for leftover in unfinished_saves(self.directory, step):
+                shutil.rmtree(leftover, ignore_errors=True)  # else the next start removes it
             raise CheckpointSaveError(
                 f"saving the checkpoint of step {step} in {self.directory} failed "
                 f"({_first_line(err)}); the newest complete one (step {self.latest_step()}) is "
@@ -76,6 +90,14 @@ def checkpoint_steps(directory: str | Path) -> list[int]:
     return sorted(int(p.name) for p in path.iterdir() if p.name.isdigit()) if path.is_dir() else []
 
 
+def unfinished_saves(directory: str | Path, step: int | None = None) -> list[Path]:
+    """Orbax's temporary folders of saves that did not finish (of `step`, or of any step)."""
+    path = Path(directory)
+    prefix = "" if step is None else f"{step}."
+    return sorted(p for p in path.iterdir() if ".orbax-checkpoint-tmp" in p.name
+                  and p.name.startswith(prefix)) if path.is_dir() else []
+
+
 def has_checkpoint(directory: str | Path) -> bool:
     return bool(checkpoint_steps(directory))
 
@@ -87,7 +109,7 @@ def restore_params(directory: str | Path, abstract_params: Any, step: int) -> An
     item = {"params": abstract}
     args = ocp.args.PyTreeRestore(item, restore_args=ocp.checkpoint_utils.construct_restore_args(
         item), partial_restore=True)
-    options = ocp.CheckpointManagerOptions(create=False)
+    options = ocp.CheckpointManagerOptions(create=False, read_only=True)
     manager = ocp.CheckpointManager(Path(directory).absolute(), options=options)
     try:
         return manager.restore(step, args=args)["params"]
@@ -111,16 +133,22 @@ def restore_newest(directory: str | Path, restore: Callable[[int], Any],
     `move_damaged` (training, which will write that step again), else only skipped
     (read-only users). NoUsableCheckpoint when none restores."""
     directory = Path(directory)
-    steps = checkpoint_steps(directory)
-    for step in reversed(steps):
-        try:
-            with _quiet_orbax():
-                return step, restore(step)
-        except Exception as err:  # Orbax and TensorStore raise ValueError, JSONDecodeError, ...
-            _ignore_closed_loop_callbacks()
-            action = f"moved to {_move_aside(directory, step)}" if move_damaged else "skipped"
-            print(f"warning: checkpoint {directory / str(step)} does not restore "
-                  f"({_first_line(err)}); {action}", file=sys.stderr)
+    for _ in range(5):  # again only when a live run's keep policy removed every step tried
+        steps, vanished = checkpoint_steps(directory), False
+        for step in reversed(steps):
+            try:
+                with _quiet_orbax():
+                    return step, restore(step)
+            except Exception as err:  # Orbax and TensorStore raise ValueError, JSON errors, ...
+                if not (directory / str(step)).exists():
+                    vanished = True  # removed meanwhile by the trainer: an older (or newer) one
+                    continue
+                action = f"moved to {_move_aside(directory, step)}" if move_damaged else (
+                    "skipped")
+                print(f"warning: checkpoint {directory / str(step)} does not restore "
+                      f"({_first_line(err)}); {action}", file=sys.stderr)
+        if not vanished:
+            break
     if steps:
         raise NoUsableCheckpoint(
             f"no checkpoint in {directory} restores (steps {', '.join(map(str, steps))}); "
@@ -158,7 +186,9 @@ def _quiet_orbax():
 def _ignore_closed_loop_callbacks() -> None:
     """After a failed restore or save, TensorStore completes the reads and writes it had in
     flight into Orbax's event loop, already closed: each would print a 'RuntimeError: Event
-    loop is closed' traceback through sys.unraisablehook. Drop those, pass the rest on."""
+    loop is closed' traceback through sys.unraisablehook, from its own threads, as early as
+    while the failure is still being raised. Drop those, pass the rest on; installed when this
+    module is imported, before any save or restore."""
     previous = sys.unraisablehook
     if getattr(previous, "icl_filter", False):
         return
@@ -170,3 +200,6 @@ def _ignore_closed_loop_callbacks() -> None:
 
     hook.icl_filter = True
     sys.unraisablehook = hook
+
+
+_ignore_closed_loop_callbacks()

@@ -23,7 +23,7 @@ from jax.tree_util import Partial
 
 from icl_regression.config import TrainConfig
 from icl_regression.data import tasks
-from icl_regression.storage import load_config
+from icl_regression.storage import RunFileError, load_config
 
 __all__ = ["Run", "chunked", "forward", "load_config", "load_run"]
 
@@ -203,6 +203,18 @@ class Run:
         return self if step == self.step else load_run(self.run_dir, step)
 
 
+MAX_PARAMS = 1 << 30  # what a stored run may declare (4 GiB of float32 parameters)
+
+
+def _check_size(run_dir: Path, params) -> None:
+    """Refuse a config declaring a model too large to restore here (a crafted run could make
+    the restore allocate without bound) before anything is read."""
+    count = sum(int(np.prod(a.shape, dtype=np.float64)) for a in jax.tree.leaves(params))
+    if count > MAX_PARAMS:
+        raise RunFileError(f"{run_dir}: its config declares a model of {count:,} parameters, "
+                           f"over the {MAX_PARAMS:,} a run may have here; refusing to load it")
+
+
 def load_run(run_dir: str | Path, step: int | None = None) -> Run:
     """The run's model at its newest checkpoint that restores (or at `step`): parameters only.
     A damaged checkpoint is skipped with a warning, not moved: only training, which writes
@@ -221,6 +233,7 @@ def load_run(run_dir: str | Path, step: int | None = None) -> Run:
     place = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     params = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=place),
                           shapes)
+    _check_size(run_dir, params)
     directory = run_dir / "checkpoints"
     found, restored = (step, restore_params(directory, params, step)) if step is not None else (
         restore_newest(directory, lambda s: restore_params(directory, params, s)) or (None, None))

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from icl_regression.config import TrainConfig, drop_foreign_keys, to_dataclass
+from icl_regression.integrity import RunFileError, load_config  # noqa: F401 - re-exported
 
 
 def write_atomically(path: str | Path, data: bytes) -> None:
@@ -49,11 +49,15 @@ def read_jsonl(path: str | Path, notes: list[str] | None = None) -> list[dict]:
     """JSON lines up to the first unreadable one (a run killed mid-write leaves a partial
     last line); `notes` receives a line saying where reading stopped."""
     records = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+    text = Path(path).read_bytes().decode(errors="replace")  # garbage: an unreadable line
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+            records.append(record)
         except ValueError:
             if notes is not None:
                 notes.append(f"{Path(path).name} line {number} unreadable; using the "
@@ -67,26 +71,11 @@ def write_text(path: str | Path, text: str) -> None:
     write_atomically(path, text.encode())
 
 
-def load_config(run_dir: str | Path) -> TrainConfig:
-    """The run's config: `config.json` (written by training) or Hydra's `.hydra/config.yaml`.
-    Runs stored when ModelConfig was one flat record load too (`drop_foreign_keys`)."""
-    run_dir = Path(run_dir)
-    if (run_dir / "config.json").exists():
-        return to_dataclass(drop_foreign_keys(json.loads((run_dir / "config.json").read_text())))
-    hydra_cfg = run_dir / ".hydra" / "config.yaml"
-    if hydra_cfg.exists():
-        from omegaconf import OmegaConf
-
-        stored = OmegaConf.to_container(OmegaConf.load(hydra_cfg), resolve=False)
-        return to_dataclass(drop_foreign_keys(stored))
-    raise FileNotFoundError(f"{run_dir} holds no config.json or .hydra/config.yaml: not a run")
-
 class RunDirLocked(RuntimeError):
     """Another process writes this run directory; the message names it (host, pid, start)."""
 
 
 LOCK_FILE = ".run.lock"
-WRITE_WAIT_S = 30.0  # how long a short write (eval.json, probes.json) waits for the lock
 _held: dict[str, list] = {}  # real path -> [fd, depth]: re-entry from the holding process
 
 
@@ -106,7 +95,13 @@ def hold_run_lock(run_dir: str | Path, wait_s: float = 0.0) -> None:
         _held[key][1] += 1
         return
     os.makedirs(key, exist_ok=True)
-    fd = os.open(os.path.join(key, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(os.path.join(key, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:  # a directory in its place, no permission, a read-only file system
+        raise RunFileError(f"{os.path.join(key, LOCK_FILE)} cannot be opened for writing "
+                           f"({err.strerror}); it must be a plain writable file: remove it (it "
+                           "holds nothing but the lock), or write to another run directory"
+                           ) from None
     deadline = time.monotonic() + wait_s
     while True:
         try:
@@ -140,9 +135,10 @@ def release_run_lock(run_dir: str | Path) -> None:
 
 
 class RunLock:
-    """`with RunLock(run_dir):` one writer per run directory for the block (see
-    `hold_run_lock`). Training holds it for the whole run, evaluation and probes only around
-    their write (with a short `wait_s`, so two short writes queue instead of failing)."""
+    """`with RunLock(run_dir):` one trainer per run directory for the block (see
+    `hold_run_lock`). Training holds it for the whole run. Readers (evaluation, probes,
+    figures, experiments) never take it: they read complete checkpoints and write their own
+    files atomically, so they neither wait for a trainer nor disturb it."""
 
     def __init__(self, run_dir: str | Path, wait_s: float = 0.0):
         self.run_dir, self.wait_s = run_dir, wait_s

@@ -1,7 +1,7 @@
 """The attention maps of one held-out prompt, written into the run as `attention.npz` so the
 figures can draw them without running the model.
 
-    python -m icl_regression.analysis.attention run_dir=DIR [seed=0]
+    python -m icl_regression.analysis.attention run_dir=DIR [seed=0] [out_dir=DIR]
 
 A model without attention (`has_attention` false in the model contract, models/contract.py) has
 no maps: `attention.npz` then holds an empty (0, 0, 0, 0) `attention` (so the figures know, and
@@ -34,9 +34,9 @@ def token_labels(n_tokens: int, x_positions: Sequence[int] | None,
     return labels
 
 
-def write_attention(run, seed: int = 0) -> Path:
-    """Attention of the prompt `seed` of a loaded run -> RUN/attention.npz (atomically); an
-    empty one when the run's model has no attention."""
+def write_attention(run, seed: int = 0, out_dir: str | Path | None = None) -> Path:
+    """Attention of the prompt `seed` of a loaded run -> OUT_DIR/attention.npz (atomically;
+    default: the run directory); an empty one when the run's model has no attention."""
     import jax
 
     from icl_regression.storage import write_atomically
@@ -49,22 +49,27 @@ def write_attention(run, seed: int = 0) -> Path:
     buffer = io.BytesIO()
     np.savez(buffer, attention=attention, token_labels=np.array(labels), seed=seed,
              step=run.step)
-    path = Path(run.run_dir) / FILENAME
+    path = Path(out_dir or run.run_dir) / FILENAME
     write_atomically(path, buffer.getvalue())
     return path
 
 
 def main(argv: list[str] | None = None) -> None:
     from icl_regression.run import load_run
+    from icl_regression.storage import RunFileError
 
-    args = dict(arg.split("=", 1) for arg in (sys.argv[1:] if argv is None else argv))
-    unknown = set(args) - {"run_dir", "seed"}
-    if "run_dir" not in args or unknown:
-        print("error: usage: python -m icl_regression.analysis.attention run_dir=DIR [seed=N]",
-              file=sys.stderr)
+    args = dict(arg.partition("=")[::2] for arg in (sys.argv[1:] if argv is None else argv))
+    unknown = set(args) - {"run_dir", "seed", "out_dir"}
+    if "run_dir" not in args or unknown or not args.get("seed", "0").isdigit():
+        print("error: usage: python -m icl_regression.analysis.attention run_dir=DIR [seed=N] "
+              "[out_dir=DIR]", file=sys.stderr)
         sys.exit(2)
-    run = load_run(args["run_dir"])
-    path = write_attention(run, int(args.get("seed", 0)))
+    try:
+        run = load_run(args["run_dir"])
+    except (RunFileError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    path = write_attention(run, int(args.get("seed", 0)), args.get("out_dir"))
     print(f"wrote {path}" if run.has_attention else f"no attention maps: model "
           f"{run.config.model.name!r} has no attention")
 

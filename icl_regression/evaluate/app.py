@@ -1,6 +1,7 @@
 """`icl-eval run_dir=DIR [key=value ...]` / `python -m icl_regression.evaluate`: the evaluation
-app. Writes DIR/eval.json (or the baselines alone for `task` without run_dir) and prints its
-table; the computation is evaluate/evaluation.py.
+app. Writes DIR/eval.json (OUT_DIR/eval.json with `out_dir=OUT_DIR`: runs on read-only storage,
+or still training; or the baselines alone for `task` without run_dir) and prints its table; the
+computation is evaluate/evaluation.py.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def run_from_config(cfg) -> Path:
     check_config(cfg)  # already done (once) on the command line; here for library callers
     if cfg.run_dir:
         data = evaluate_run(load_run(cfg.run_dir), cfg)
-        out = Path(cfg.out or Path(cfg.run_dir) / "eval.json")
+        out = Path(cfg.out or Path(cfg.out_dir or cfg.run_dir) / "eval.json")
     else:
         data = evaluate_baselines(cfg.task, cfg)
         out = Path(cfg.out or "runs/baselines/eval.json")
@@ -47,7 +48,7 @@ def run_from_config(cfg) -> Path:
     if cfg.layerwise:
         from icl_regression.evaluate.layerwise import run_layerwise_app
 
-        run_layerwise_app(cfg.run_dir, cfg.seed)
+        run_layerwise_app(cfg.run_dir, cfg.seed, cfg.out_dir or cfg.run_dir)
     return out
 
 

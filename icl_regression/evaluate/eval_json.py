@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from icl_regression.storage import WRITE_WAIT_S, run_lock, write_json
+from icl_regression.storage import write_json
 
 SCHEMA_VERSION = 2
 TOP_KEYS = {"schema_version": int, "run_dir": (str, type(None)), "step": (int, type(None)),
@@ -91,12 +91,11 @@ def validate_eval_json(data: dict) -> dict:
 
 
 def write_eval_json(path: str | Path, data: dict) -> Path:
-    """Validate, then write atomically (temp file in the same directory + os.replace), holding
-    the run directory's lock."""
+    """Validate, then write atomically (temp file in the same directory + os.replace): a run
+    still training is evaluated without waiting for, or disturbing, its trainer."""
     validate_eval_json(data)
     path = Path(path)
-    with run_lock(path.parent, wait_s=WRITE_WAIT_S):  # not while training writes the run
-        write_json(path, data)
+    write_json(path, data)
     return path
 
 

@@ -56,7 +56,8 @@ class EvalKeys:
 
     run_dir: str = ""  # a run directory; empty: baselines only, for `task`
     task: TaskConfig = field(default_factory=TaskConfig)  # used only without run_dir
-    out: str = ""  # eval.json path; empty: run_dir/eval.json or runs/baselines/eval.json
+    out: str = ""  # eval.json path; empty: OUT_DIR/eval.json or runs/baselines/eval.json
+    out_dir: str = ""  # where eval.json / layerwise.json go; empty: run_dir (read-only: set it)
     n_prompts: int = 10_000
     seed: int = -1  # -1: the run's seed (0 without a run); prompts from stream "eval"
     settings: tuple[str, ...] = shifts.SETTINGS
@@ -206,8 +207,9 @@ def evaluate_run(run, cfg=None, **overrides) -> dict:
 
     `run` is a loaded run (`load_run`), or a run directory: then it is loaded and the result is
     also written to DIR/eval.json (what `icl-figures compute_missing=true` relies on), with the
-    attention maps of one held-out prompt in DIR/attention.npz for the figures (for models
-    with attention: `has_attention` of the model contract).
+    attention maps of one held-out prompt in DIR/attention.npz for the figures (both in
+    `out_dir` instead, when given; the maps only for models with attention, `has_attention`
+    of the model contract).
     """
     run_dir = None if hasattr(run, "model") else Path(run)
     if run_dir is not None:
@@ -219,9 +221,9 @@ def evaluate_run(run, cfg=None, **overrides) -> dict:
            **evaluate_predictors(tasks.held_out_task(run.config.task), seed, cfg, model,
                                  run.query_function())}
     if run_dir is not None:
-        write_eval_json(run_dir / "eval.json", out)
+        write_eval_json(Path(cfg.out_dir or run_dir) / "eval.json", out)
         if run.has_attention:
-            write_attention(run)
+            write_attention(run, out_dir=cfg.out_dir or None)
     return out
 
 

@@ -93,8 +93,9 @@ def evaluate_setting(run, name: str, task, seed: int, options: LayerwiseOptions)
 
 
 def layerwise_run(run, options: LayerwiseOptions | None = None, write: bool = True,
-                  **overrides) -> dict:
-    """The whole layer-by-layer analysis of a run (directory or loaded Run)."""
+                  out_dir: str | Path | None = None, **overrides) -> dict:
+    """The whole layer-by-layer analysis of a run (directory or loaded Run); written to
+    OUT_DIR/layerwise.json (default: the run directory) when `write`."""
     from icl_regression.run import load_run
 
     options = dataclasses.replace(options or LayerwiseOptions(), **overrides)
@@ -118,7 +119,7 @@ def layerwise_run(run, options: LayerwiseOptions | None = None, write: bool = Tr
            "match": first["match"], "settings": per_setting}
     validate_layerwise_json(out)
     if write:
-        write_json(Path(run.run_dir) / "layerwise.json", out)
+        write_json(Path(out_dir or run.run_dir) / "layerwise.json", out)
     return out
 
 
@@ -153,9 +154,9 @@ def validate_layerwise_json(data: dict) -> dict:
 
 
 def read_layerwise_json(path: str | Path) -> dict:
-    import json
+    from icl_regression.integrity import read_json
 
-    return validate_layerwise_json(json.loads(Path(path).read_text()))
+    return validate_layerwise_json(read_json(path))
 
 
 def format_layerwise_table(data: dict, setting: str | None = None) -> str:
@@ -181,15 +182,16 @@ def format_layerwise_table(data: dict, setting: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def run_layerwise_app(run_dir: str, seed: int = -1) -> dict:
-    """What `icl-eval run_dir=DIR layerwise=true` adds: layerwise.json and its tables."""
+def run_layerwise_app(run_dir: str, seed: int = -1, out_dir: str | None = None) -> dict:
+    """What `icl-eval run_dir=DIR layerwise=true` adds: layerwise.json (in out_dir, default
+    the run directory) and its tables."""
     import sys
     import time
 
     start = time.perf_counter()
-    data = layerwise_run(run_dir, seed=seed)
+    data = layerwise_run(run_dir, seed=seed, out_dir=out_dir)
     for name in data["settings"]:
         print(format_layerwise_table(data, name) + "\n")
-    print(f"[icl] wrote {Path(run_dir) / 'layerwise.json'} "
+    print(f"[icl] wrote {Path(out_dir or run_dir) / 'layerwise.json'} "
           f"({time.perf_counter() - start:.0f}s)", file=sys.stderr)
     return data

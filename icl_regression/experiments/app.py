@@ -25,6 +25,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from icl_regression.catalog import output_dir
 from icl_regression.cli import App, run_app
 from icl_regression.config import once, to_dataclass
 from icl_regression.config.build import MISSING
@@ -38,7 +39,8 @@ from icl_regression.experiments.options import (
 )
 from icl_regression.experiments.registry import EXPERIMENTS, experiment_names
 from icl_regression.figures.style import FORMATS
-from icl_regression.storage import WRITE_WAIT_S, RunDirLocked, run_lock, write_json
+from icl_regression.integrity import RunFileError, read_json_or_none
+from icl_regression.storage import write_json
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class ExperimentsConfig:
     recompute: bool = False
     formats: tuple[str, ...] = ("png",)
     dpi: int = 150
+    out_dir: str | None = None
     options: Any = field(default_factory=ExperimentOptions)  # an ExperimentOptions
 
 
@@ -64,6 +67,7 @@ class AppKeys:
     recompute: bool = False  # true: ignore stored RUN/experiments/<name>.json
     formats: tuple[str, ...] = ("png",)
     dpi: int = 150
+    out_dir: str | None = None  # per-run records and plots go to OUT_DIR/<run>-<hash>/
     plugins: tuple[str, ...] = ()  # modules to import first (plugins.py)
 
 
@@ -124,23 +128,24 @@ class ExperimentReport:
     skipped: dict[str, str] = field(default_factory=dict)  # run dir -> why
 
 
-def _cached(path: Path, options: dict, step: int | None) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        stored = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return stored if stored.get("options") == options and stored.get("step") == step else None
+def _cached(paths: list[Path], options: dict, step: int | None) -> dict | None:
+    """A stored record computed with these options at this step; a damaged one is ignored
+    (and computed again)."""
+    for path in paths:
+        stored = read_json_or_none(path)
+        if (isinstance(stored, dict) and stored.get("options") == options
+                and stored.get("step") == step and isinstance(stored.get("results"), dict)):
+            return stored
+    return None
 
 
 @functools.lru_cache(maxsize=4)
-def _load(run_dir: Path, step: int):
-    """The loaded run, kept while several experiments of one process use it (its jitted
-    forward is compiled once per shape, not once per experiment)."""
+def _load(run_dir: Path):
+    """The loaded run (its newest checkpoint that restores), kept while several experiments of
+    one process use it (its jitted forward is compiled once per shape)."""
     from icl_regression.run import load_run
 
-    return load_run(run_dir, step)
+    return load_run(run_dir)
 
 
 def _check_family(run_dir: Path, name: str) -> None:
@@ -155,25 +160,23 @@ def _check_family(run_dir: Path, name: str) -> None:
 
 def evaluate_one(run_dir: Path, cfg: ExperimentsConfig) -> dict:
     """The experiment's record for one run: computed, or reused from RUN/experiments/."""
-    from icl_regression.checkpoints import Checkpointer, has_checkpoint
+    from icl_regression.checkpoints import checkpoint_steps
 
-    if not has_checkpoint(run_dir / "checkpoints"):
+    steps = checkpoint_steps(run_dir / "checkpoints")
+    if not steps:
         raise ExperimentSkipped("no checkpoints/ (train it first)")
     _check_family(run_dir, cfg.name)
-    path = run_dir / "experiments" / f"{cfg.name}.json"
+    path = output_dir(cfg.out_dir, run_dir) / "experiments" / f"{cfg.name}.json"
     options = stored_options(cfg)
-    ckpt = Checkpointer(run_dir / "checkpoints")
-    latest = ckpt.latest_step()
-    ckpt.close()
-    if not cfg.recompute and (record := _cached(path, options, latest)) is not None:
+    paths = list(dict.fromkeys([path, run_dir / "experiments" / f"{cfg.name}.json"]))
+    if not cfg.recompute and (record := _cached(paths, options, steps[-1])) is not None:
         return record
     start = time.perf_counter()
-    run = _load(run_dir.resolve(), latest)
+    run = _load(run_dir.resolve())
     results = EXPERIMENTS.get(cfg.name).loop(run, cfg.options)
     record = {"experiment": cfg.name, "run_dir": str(run_dir), "step": run.step,
               "options": options, "wall_s": time.perf_counter() - start, "results": results}
-    with run_lock(run_dir, wait_s=WRITE_WAIT_S):  # not while training writes the run
-        write_json(path, record, indent=1)
+    write_json(path, record, indent=1)  # atomically: a trainer of the run is not disturbed
     return record
 
 
@@ -188,13 +191,13 @@ def run_experiment(cfg: ExperimentsConfig, log: Callable[[str], None] = print) -
     for run_dir in tqdm(discover_runs(cfg.runs), desc=cfg.name, unit="run", file=sys.stderr):
         try:
             record = evaluate_one(run_dir, cfg)
-        except (ExperimentSkipped, FileNotFoundError, RunDirLocked) as why:
+        except (ExperimentSkipped, FileNotFoundError, RunFileError) as why:
             report.skipped[str(run_dir)] = str(why)
             continue
         found.append((RunRecord(run_dir, _config_dict(run_dir)), record))
     label_records([run for run, _ in found])
-    for run, record in found:
-        report.records.append({**record, "label": run.label})
+    for run, record in found:  # the run found here, never a path stored in the record
+        report.records.append({**record, "run_dir": str(run.path), "label": run.label})
     for run_dir, why in report.skipped.items():
         log(f"skipped {run_dir}: {why}")
     if not report.records:
@@ -206,7 +209,8 @@ def run_experiment(cfg: ExperimentsConfig, log: Callable[[str], None] = print) -
     report.written += save_figure(figure(report.records), out / cfg.name, cfg.formats, cfg.dpi)
     if cfg.per_run_plots and not EXPERIMENTS.get(cfg.name).multi_run:
         for record in report.records:
-            stem = Path(record["run_dir"]) / "plots" / f"experiment_{cfg.name}"
+            stem = output_dir(cfg.out_dir, Path(record["run_dir"])) / "plots" / (
+                f"experiment_{cfg.name}")
             report.written += save_figure(figure([record]), stem, cfg.formats, cfg.dpi)
     log(f"{cfg.name}: {len(report.records)} runs; wrote {len(report.written)} files "
         f"(figure: {out / cfg.name}.{cfg.formats[0]})")

@@ -1,7 +1,9 @@
 """`python -m icl_regression.figures` / `icl-figures`: every figure, regenerated from stored runs.
 
 Reads run directories only (`.hydra/config.yaml`, `metrics.jsonl`, `eval.json`, `probes.json`,
-`attention.npz`); never imports JAX or model code. Missing analysis files are computed first by
+`attention.npz`); never imports JAX or model code. With `out_dir=DIR` nothing is written into a
+run (read-only storage, or a run still training): computed files and per-run plots go to
+DIR/<run folder>-<hash>/ and are read from there first. Missing analysis files are computed first by
 the analysis apps, as subprocesses: attention.npz whenever a trained run lacks it (one prompt),
 eval.json and probes.json only with `compute_missing=true`. Runs that cannot be drawn are listed
 with the reason.
@@ -20,7 +22,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from icl_regression.catalog import discover_runs
+from icl_regression.catalog import discover_runs, output_dir
 from icl_regression.cli import App, run_app
 from icl_regression.config import once, to_dataclass
 from icl_regression.config.checks import indices, one_of_each, require
@@ -44,6 +46,7 @@ class FiguresConfig:
     runs: Any = ("runs",)  # a run directory, a glob, or a list; searched recursively
     out: str = "plots"  # figure folder; per-run figures go to OUT/<run label>/
     per_run_plots: bool = True  # also write each run's figures into RUN/plots/
+    out_dir: str | None = None  # computed files and per-run plots go to OUT_DIR/<run>-<hash>/
     compute_missing: bool = False  # compute eval.json / probes.json where missing
     formats: tuple[str, ...] = ("png", "pdf")
     dpi: int = 150
@@ -155,7 +158,7 @@ def make_figures(options: FiguresConfig, log: Callable[[str], None] = print) -> 
     records = []
     for run_dir in discover_runs(options.runs):
         compute_missing(run_dir, options, log)
-        loaded = load_record(run_dir)
+        loaded = load_record(run_dir, options.out_dir)
         if isinstance(loaded, str):
             report.skipped[str(run_dir)] = loaded
         else:
@@ -163,8 +166,8 @@ def make_figures(options: FiguresConfig, log: Callable[[str], None] = print) -> 
     label_records(records)
     out = Path(options.out)
     for record in tqdm(records, desc="figures", unit="run", file=sys.stderr):
-        folders = [out / record.label] + ([record.path / "plots"] if options.per_run_plots
-                                          else [])
+        folders = [out / record.label] + (
+            [output_dir(options.out_dir, record.path) / "plots"] if options.per_run_plots else [])
         for name, build in run_figures(record, options):
             _draw(name, build, folders, options, report, record.notes)
         if record.notes:

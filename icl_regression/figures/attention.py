@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from icl_regression.figures.style import FULL_WIDTH, new_figure, styled
+from icl_regression.integrity import load_npz
 
 FILENAME = "attention.npz"  # the name analysis/attention.py writes
 
@@ -17,11 +18,11 @@ FILENAME = "attention.npz"  # the name analysis/attention.py writes
 def read_attention(run_dir: Path) -> dict | None:
     """{"attention" (L, H, T, T), "token_labels" [T], "seed", "step"}, or None when absent."""
     path = Path(run_dir) / FILENAME
-    if not path.is_file():
+    if not path.exists():
         return None
-    with np.load(path) as stored:
-        return {"attention": stored["attention"], "token_labels": stored["token_labels"].tolist(),
-                "seed": int(stored["seed"]), "step": int(stored["step"])}
+    stored = load_npz(path)  # no pickles, sizes checked before anything is allocated
+    return {"attention": stored["attention"], "token_labels": stored["token_labels"].tolist(),
+            "seed": int(stored["seed"]), "step": int(stored["step"])}
 
 
 @styled

@@ -3,9 +3,7 @@ iteration) per algorithm, and the best-matching iteration against layer with its
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 from matplotlib.colors import LogNorm
@@ -18,12 +16,6 @@ SETTING_COLOURS = {"train": OKABE_ITO["black"], "skewed_cov": OKABE_ITO["orange"
                    "kappa_100": OKABE_ITO["vermillion"]}
 TITLES = {"newton": "Newton–Schulz", "gd": "gradient descent", "cg": "conjugate gradient",
           "online_gd": "online GD (passes)"}
-
-
-def read_layerwise(path: Path) -> dict | None:
-    """The run's layerwise.json, or None when it has none."""
-    path = Path(path) / "layerwise.json"
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def _array(grid) -> np.ndarray:
@@ -115,9 +107,9 @@ def plot_best_iteration(data: Mapping, algorithms=("newton", "gd")) -> Figure:
     return fig
 
 
-def layerwise_figures(run_dir: Path):
-    """(file stem, builder) for the figures/app.py per-run list; nothing without the file."""
-    data = read_layerwise(run_dir)
+def layerwise_figures(data: Mapping | None):
+    """(file stem, builder) for the figures/app.py per-run list; nothing without the file (the
+    run record's layerwise.json)."""
     if data is None:
         return
     yield "layerwise_readout", lambda: plot_readout_error(data)

@@ -78,7 +78,7 @@ def _probes(record: RunRecord, options) -> Drawn:
 
 @RUN_FIGURES.register("layerwise")
 def _layerwise(record: RunRecord, options) -> Drawn:
-    yield from layerwise_figures(record.path)  # layerwise.json, when the run has one
+    yield from layerwise_figures(record.layerwise)  # layerwise.json, when the run has one
 
 
 @RUN_FIGURES.register("attention")

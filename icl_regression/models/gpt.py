@@ -44,13 +44,6 @@ class GPT(nnx.Module):
         self.n_head = model.n_head
         self.use_positions = model.positions == "learned"
         self.dtype = DTYPES[model.dtype]
-        # Layers per iteration of the layer loop. 1 compiles fastest and, measured on CPU, runs
-        # as fast as unrolling; benchmarks set n_layer so that XLA's cost analysis (which
-        # counts a loop body once) sees every layer.
-        self.scan_unroll = 1
-        # "scan" or "python" (a Python loop over static layer slices: no per-layer dynamic
-        # slices of the stacked weights and no stacked activation buffers; compiles L blocks).
-        self.layer_loop = "scan"
         self.remat = REMAT_POLICIES[model.remat]
         param_dtype = DTYPES[model.param_dtype]
         n_layer, width, hidden = model.n_layer, model.d_model, model.mlp_ratio * model.d_model
@@ -122,6 +115,11 @@ class GPT(nnx.Module):
         hq = hq + mixed.reshape(hq.shape) @ layer["w_attn_out"] + layer["b_attn_out"]
         return self._mlp(hq, layer)  # (B, n, m, D)
 
+    def _layers(self, body, h: jax.Array, stacked: dict):
+        """The layer loop: one `lax.scan` (XLA compiles one block however deep the model;
+        unrolled or a Python loop over static slices ran slower on CPU, docs/benchmarks.md)."""
+        return jax.lax.scan(body, h, stacked)
+
     def _cast(self, name: str) -> jax.Array:
         return getattr(self, name)[...].astype(self.dtype)
 
@@ -155,14 +153,7 @@ class GPT(nnx.Module):
             return h, ((h, attention) if capture else None)
 
         h0 = h
-        if self.layer_loop == "python":
-            outs = []
-            for i in range(stacked["w_qkv"].shape[0]):
-                h, out = body(h, {name: w[i] for name, w in stacked.items()})
-                outs.append(out)
-            per_layer = jax.tree.map(lambda *xs: jnp.stack(xs), *outs) if capture else None
-        else:
-            h, per_layer = jax.lax.scan(body, h, stacked, unroll=self.scan_unroll)
+        h, per_layer = self._layers(body, h, stacked)
         token_preds = self._read_out(h)  # (B, T)
         preds = token_preds[:, tokens.x_positions(self.encoding, xs.shape[1])]  # (B, n)
         if not capture:

@@ -1,5 +1,6 @@
 """`icl-probe run_dir=DIR [options]` / `python -m icl_regression.probes`: the probe app.
-Writes DIR/probes.json and prints the summary; the computation is probes/probing.py.
+Writes DIR/probes.json (OUT_DIR/probes.json with `out_dir=OUT_DIR`) and prints the summary;
+the computation is probes/probing.py.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from icl_regression.probes.summary import format_probe_summary
 
 
 def _probe_app(cfg: ProbeConfig, _output_dir: Path) -> None:
-    result = probe_run(cfg.run_dir, cfg, cfg.control_run_dir)
+    result = probe_run(cfg.run_dir, cfg, cfg.control_run_dir, out_dir=cfg.out_dir)
     for probe in cfg.probes:
         print(format_probe_summary(result, probe=probe))
     if cfg.control_run_dir is not None:
         print(format_study(result))
-    print(f"wrote {Path(cfg.run_dir) / 'probes.json'}")
+    print(f"wrote {Path(cfg.out_dir or cfg.run_dir) / 'probes.json'}")
 
 
 APP = App("probes", ProbeConfig, check_probe_config, _probe_app, hints={

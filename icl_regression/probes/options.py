@@ -41,6 +41,7 @@ class ProbeConfig(ProbeOptions):
 
     run_dir: str = MISSING  # a trained run directory (with checkpoints/)
     control_run_dir: str | None = None  # a run trained with task.w_prior=fixed, same shapes
+    out_dir: str | None = None  # where probes.json goes; None: run_dir (read-only runs: set it)
     plugins: tuple[str, ...] = ()  # modules to import first (icl_regression.plugins)
 
 

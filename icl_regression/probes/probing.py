@@ -32,7 +32,7 @@ from icl_regression.probes.registry import PROBE_KINDS, probe_kind_names
 from icl_regression.probes.summary import best_layers, format_probe_summary
 from icl_regression.probes.targets import ProbeData, probe_data, token_kinds
 from icl_regression.run import Run, load_run
-from icl_regression.storage import WRITE_WAIT_S, finite_or_none, run_lock, write_json
+from icl_regression.storage import finite_or_none, write_json
 
 __all__ = ["ProbeOptions", "best_layers", "format_probe_summary", "probe_options", "probe_run"]
 SCHEMA_VERSION = 1
@@ -135,8 +135,9 @@ def _target_scores(scores: dict, models: dict, options: ProbeOptions) -> dict:
 
 def probe_run(run: str | Path | Run, options: ProbeOptions | None = None,
               control_run: str | Path | Run | None = None, write: bool = True,
-              **overrides) -> dict:
-    """Probe a run (a run directory or a loaded Run); writes RUN/probes.json when `write`.
+              out_dir: str | Path | None = None, **overrides) -> dict:
+    """Probe a run (a run directory or a loaded Run); writes OUT_DIR/probes.json (default: the
+    run directory) when `write`, atomically (a run still training is probed undisturbed).
 
     `overrides` replace fields of `options` (e.g. `probes=("linear",)`). `control_run`: a model
     trained with a fixed w (task.w_prior=fixed), probed on the same prompts; its scores appear
@@ -178,6 +179,5 @@ def probe_run(run: str | Path | Run, options: ProbeOptions | None = None,
         "targets": _target_scores(scores, models, options),
     }
     if write:
-        with run_lock(run.run_dir, wait_s=WRITE_WAIT_S):  # not while training writes the run
-            write_json(run.run_dir / "probes.json", result)
+        write_json(Path(out_dir or run.run_dir) / "probes.json", result)
     return result

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import resource
 import sys
@@ -25,25 +24,25 @@ from flax import nnx
 
 from icl_regression.checkpoints import Checkpointer
 from icl_regression.config import (
-    ConfigError,
     TrainConfig,
-    drop_foreign_keys,
     effective_loss_target,
     validate,
     validate_devices,
 )
 from icl_regression.data import tasks
 from icl_regression.models import build_model, count_params
-from icl_regression.storage import run_lock, write_atomically
+from icl_regression.storage import run_lock
 from icl_regression.train.curriculum import chunk_points, curriculum_at, stage_end
 from icl_regression.train.mesh import DataParallel, split_host_cpu
 from icl_regression.train.metrics_log import MetricsWriter, chunk_record, progress_bar
+from icl_regression.train.resume import (  # noqa: F401 - check_resumable: the app's precheck
+    RESUMABLE_KEYS,
+    check_resumable,
+    config_dict,
+    write_config,
+)
 from icl_regression.train.signals import StopSignals
 from icl_regression.train.targets import loss_targets
-
-# Keys that may change when a run is resumed; any other difference is refused.
-RESUMABLE_KEYS = {"steps", "progress", "tensorboard", "keep_checkpoints", "keep_period",
-                  "ckpt_every", "mesh", "model.remat"}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -117,37 +116,6 @@ def make_update(cfg: TrainConfig, graphdef, tx, schedule, parallel: DataParallel
     return jax.jit(update, static_argnums=(3, 4))
 
 
-def _config_dict(cfg: TrainConfig) -> dict:
-    return dataclasses.asdict(cfg)
-
-
-def check_resumable(cfg: TrainConfig, run_dir: Path) -> None:
-    """Refuse to resume a run directory whose stored config differs in a key that matters."""
-    stored_path = run_dir / "config.json"
-    if not stored_path.exists():
-        return
-    # Through JSON as stored, so tuple fields (task.noise_stds, ...) compare equal to lists.
-    # A run stored with the flat ModelConfig holds keys its model never had: not a difference.
-    stored = drop_foreign_keys(json.loads(stored_path.read_text()))
-    new = json.loads(json.dumps(_config_dict(cfg)))
-    defaults = json.loads(json.dumps(_config_dict(TrainConfig())))
-
-    def diff(a, b, default, prefix=""):
-        for key in sorted(set(a) | set(b)):
-            if f"{prefix}{key}" in RESUMABLE_KEYS:
-                continue
-            # A key newer than the stored run counts as its default (what the run trained with).
-            va, vb = a.get(key, default.get(key)), b.get(key)
-            if isinstance(va, dict) and isinstance(vb, dict):
-                yield from diff(va, vb, default.get(key) or {}, f"{prefix}{key}.")
-            elif va != vb:
-                yield f"{prefix}{key}", va, vb
-
-    for key, old, value in diff(stored, new, defaults):
-        raise ConfigError(f"{key}={value!r} differs from the run stored in {run_dir} "
-                          f"({key}={old!r}); pick a new hydra.run.dir to start a new run")
-
-
 @dataclasses.dataclass
 class _Session:
     """What one training process works with, besides the state it updates."""
@@ -177,10 +145,10 @@ def train_run(cfg: TrainConfig, run_dir: str | Path) -> dict:
         if writer_process:  # before anything is written; the other hosts never write here
             stack.enter_context(run_lock(run_dir))
         check_resumable(cfg, run_dir)
-        if writer_process:  # atomic: other hosts may be reading it in check_resumable
-            write_atomically(run_dir / "config.json",
-                             json.dumps(_config_dict(cfg), indent=2).encode())
-        ckpt = Checkpointer(run_dir / "checkpoints", cfg.keep_checkpoints, cfg.keep_period)
+        if writer_process:
+            write_config(cfg, run_dir)
+        ckpt = Checkpointer(run_dir / "checkpoints", cfg.keep_checkpoints, cfg.keep_period,
+                            config=config_dict(cfg), writer=writer_process)
         stack.callback(ckpt.close)
         session = _Session(cfg, run_dir, parallel, writer_process, ckpt)
         params, opt_state, start = _restore_or_init(session)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from icl_regression.storage import write_text
+from icl_regression.integrity import set_aside
+from icl_regression.storage import read_jsonl, write_text
 
 
 class MetricsWriter:
@@ -22,16 +23,28 @@ class MetricsWriter:
         self._tb = None
         if not enabled:
             return
-        if self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= resume_step]
-            write_text(self.path, "".join(line + "\n" for line in kept))
+        if self.path.exists() or self.path.is_symlink():
+            self._keep_until(resume_step)
         if tensorboard:
             try:
                 from tensorboardX import SummaryWriter
             except ImportError as err:
                 raise RuntimeError("tensorboard=true needs `pip install tensorboardX`") from err
             self._tb = SummaryWriter(str(self.path.parent / "tensorboard"))
+
+    def _keep_until(self, resume_step: int) -> None:
+        """Keep the lines up to the restored step. Lines past an unreadable one (a damaged
+        file) are not trusted: the file is renamed to metrics.jsonl.damaged first."""
+        notes: list[str] = []
+        try:
+            records = read_jsonl(self.path, notes)
+        except OSError as err:  # e.g. a directory in its place
+            notes, records = [f"{self.path.name} unreadable ({err.strerror})"], []
+        if notes:
+            print(f"warning: {notes[0]}; kept as {set_aside(self.path).name}, written again",
+                  file=sys.stderr)
+        kept = [r for r in records if isinstance(r.get("step"), int) and r["step"] <= resume_step]
+        write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def write(self, record: dict) -> None:
         if not self.enabled:

@@ -71,7 +71,7 @@ def test_layerwise_json_round_trip_and_schema_errors(tmp_path):
     gd = stored["match"]["gd"]
     assert np.array(gd["spd"], dtype=float).shape == (n_layers, len(gd["iterations"]), n_k)
     assert set(stored["settings"]) == {"train", "kappa_100"}
-    drawn = [name for name, build in layerwise_figures(tmp_path) if build().axes]
+    drawn = [name for name, build in layerwise_figures(stored) if build().axes]
     assert drawn == ["layerwise_readout", "layerwise_match", "layerwise_match_kappa_100",
                      "layerwise_best_iteration"]
     broken = json.loads(json.dumps(data))

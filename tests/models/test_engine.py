@@ -1,9 +1,9 @@
-"""Engine choices that must not change the math: the forms of the layer loop and what each
-block keeps for the backward pass.
+"""Engine choices that must not change the math: what each block keeps for the backward pass,
+and the layer loop's form.
 
-One `lax.scan` with the default remat (matmul outputs saved), an unrolled scan, a Python
-loop over static slices, no remat, or full remat: same loss, grads and captured
-intermediates."""
+One `lax.scan` with the default remat (matmul outputs saved), no remat, full remat, or the scan
+unrolled (the form benchmarks/train_throughput.py's `UnrolledGPT` gives XLA's cost analysis):
+same loss, grads and captured intermediates."""
 
 import jax
 import jax.numpy as jnp
@@ -13,12 +13,19 @@ from flax import nnx
 
 from icl_regression.config import GPTConfig, TaskConfig
 from icl_regression.models import build_model
-from icl_regression.models.gpt import REMAT_POLICIES
+from icl_regression.models.gpt import GPT, REMAT_POLICIES
 
 TASK = TaskConfig(d=3, n_points=6)
-LOOPS = {"unrolled scan": {"scan_unroll": 3}, "python": {"layer_loop": "python"},
-         "remat none": {"remat": REMAT_POLICIES["none"]},
-         "remat full": {"remat": REMAT_POLICIES["full"]}}
+
+
+class UnrolledGPT(GPT):
+    def _layers(self, body, h, stacked):
+        return jax.lax.scan(body, h, stacked, unroll=stacked["w_qkv"].shape[0])
+
+
+VARIANTS = {"unrolled scan": {"__class__": UnrolledGPT},
+            "remat none": {"remat": REMAT_POLICIES["none"]},
+            "remat full": {"remat": REMAT_POLICIES["full"]}}
 
 
 def loss_and_grads(model, xs, ys):
@@ -37,18 +44,18 @@ def model_with(encoding: str, **attributes):
     return model
 
 
-@pytest.mark.parametrize("loop", list(LOOPS))
+@pytest.mark.parametrize("variant", list(VARIANTS))
 @pytest.mark.parametrize("encoding", ["paired", "interleaved"])
-def test_layer_loops_match_the_scanned_loop(encoding, loop):
+def test_engine_variants_match_the_default(encoding, variant):
     key = jax.random.key(0)
     xs = jax.random.normal(key, (4, TASK.n_points, TASK.d))
     ys = jax.random.normal(jax.random.fold_in(key, 1), (4, TASK.n_points))
-    scanned, other = model_with(encoding), model_with(encoding, **LOOPS[loop])
-    assert scanned.remat is REMAT_POLICIES["dots"]  # the default
-    (loss_s, grads_s), (loss_o, grads_o) = (loss_and_grads(m, xs, ys) for m in (scanned, other))
+    default, other = model_with(encoding), model_with(encoding, **VARIANTS[variant])
+    assert default.remat is REMAT_POLICIES["dots"]  # the default
+    (loss_s, grads_s), (loss_o, grads_o) = (loss_and_grads(m, xs, ys) for m in (default, other))
     np.testing.assert_allclose(loss_o, loss_s, rtol=1e-5)
     for a, b in zip(jax.tree.leaves(grads_o), jax.tree.leaves(grads_s), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
-    ref, out = scanned.intermediates(xs, ys), other.intermediates(xs, ys)
+    ref, out = default.intermediates(xs, ys), other.intermediates(xs, ys)
     for name in ("preds", "residuals", "attention"):
         np.testing.assert_allclose(out[name], ref[name], rtol=1e-4, atol=1e-6)

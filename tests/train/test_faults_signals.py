@@ -5,6 +5,7 @@ import errno
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import jax
@@ -149,3 +150,33 @@ def test_two_trainings_on_one_run_dir(tmp_path, compile_once):
     assert first.returncode == 0 and "Unable to find the step" not in stderr
     steps = [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")]
     assert steps == list(range(10, steps[-1] + 1, 10))  # every step once
+
+
+def test_disk_full_from_the_command_line_is_exactly_one_line(tmp_path, compile_once):
+    """The real command: besides the start-up line, exactly the one error line (no traceback
+    from Orbax's threads), exit 4, no temporary folder left; the same command then resumes."""
+    cmd = [sys.executable, str(ROOT / "tests" / "train" / "disk_full_train.py"), "15", *CLI_TINY,
+           "steps=20", "log_every=5", "ckpt_every=5", f"hydra.run.dir={tmp_path}"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env=compile_once)
+    assert out.returncode == EXIT_WRITE_FAILED, out.stderr
+    lines = [line for line in out.stderr.splitlines() if not line.startswith("[icl] gpt:")]
+    assert len(lines) == 1 and lines[0].startswith("error: saving the checkpoint of step 15"), (
+        out.stderr)
+    assert "No space left on device" in lines[0] and "(step 10) is intact" in lines[0]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["10", "5"]
+    resumed = subprocess.run([*TRAIN, *cmd[3:]], cwd=ROOT, capture_output=True, text=True,
+                             timeout=300, env=compile_once)
+    assert resumed.returncode == 0 and "resuming from step 10" in resumed.stderr, resumed.stderr
+
+
+def test_a_save_cut_short_earlier_is_removed_at_the_next_start(finished, capfd):
+    """What a kill in the middle of a save leaves (Orbax's temporary folder) is removed, with a
+    note, by the next trainer: never by a reader, which could be racing a live save."""
+    leftover = finished / "checkpoints" / "25.orbax-checkpoint-tmp-1234"
+    (leftover / "default").mkdir(parents=True)
+    load_run(finished)  # a reader leaves it alone
+    assert leftover.is_dir()
+    train_run(CFG, finished)
+    assert not leftover.exists()
+    assert f"note: removed {leftover}" in capfd.readouterr().err
