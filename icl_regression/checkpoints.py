@@ -13,6 +13,8 @@ import contextlib
 import logging
 import shutil
 import sys
+import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,8 +59,8 @@ class Checkpointer:
                                    custom_metadata=self._metadata)
                 self._manager.wait_until_finished()
         except (OSError, ValueError) as err:  # disk full, quota, I/O (TensorStore: ValueError)
-            for leftover in unfinished_saves(self.directory, step):
-                shutil.rmtree(leftover, ignore_errors=True)  # else the next start removes it
+            _aborted_io_is_reported()
+            _remove_unfinished(self.directory, step)  # what stays, the next start removes
             raise CheckpointSaveError(
                 f"saving the checkpoint of step {step} in {self.directory} failed "
                 f"({_first_line(err)}); the newest complete one (step {self.latest_step()}) is "
@@ -96,6 +98,16 @@ def unfinished_saves(directory: str | Path, step: int | None = None) -> list[Pat
     prefix = "" if step is None else f"{step}."
     return sorted(p for p in path.iterdir() if ".orbax-checkpoint-tmp" in p.name
                   and p.name.startswith(prefix)) if path.is_dir() else []
+
+
+def _remove_unfinished(directory: Path, step: int, wait_s: float = 3.0) -> None:
+    """Remove the temporary folder of the failed save of `step`: again while TensorStore's
+    writes still in flight (completing after the failure was raised) create files in it."""
+    deadline = time.monotonic() + wait_s
+    while (leftovers := unfinished_saves(directory, step)) and time.monotonic() < deadline:
+        for leftover in leftovers:
+            shutil.rmtree(leftover, ignore_errors=True)
+        time.sleep(0.1)
 
 
 def has_checkpoint(directory: str | Path) -> bool:
@@ -140,6 +152,7 @@ def restore_newest(directory: str | Path, restore: Callable[[int], Any],
                 with _quiet_orbax():
                     return step, restore(step)
             except Exception as err:  # Orbax and TensorStore raise ValueError, JSON errors, ...
+                _aborted_io_is_reported()
                 if not (directory / str(step)).exists():
                     vanished = True  # removed meanwhile by the trainer: an older (or newer) one
                     continue
@@ -200,6 +213,28 @@ def _ignore_closed_loop_callbacks() -> None:
 
     hook.icl_filter = True
     sys.unraisablehook = hook
+    logging.getLogger("asyncio").addFilter(_orbax_task_left_behind)
+
+
+def _aborted_io_is_reported() -> None:
+    """After a failed save or restore (reported in one line by the caller): the writes and
+    reads Orbax had not started yet end as 'coroutine ... was never awaited' warnings at exit;
+    they say nothing more."""
+    warnings.filterwarnings("ignore", message="coroutine .* was never awaited",
+                            category=RuntimeWarning)
+
+
+def _orbax_task_left_behind(record: logging.LogRecord) -> bool:
+    """False for asyncio's 'Task exception was never retrieved' about an Orbax read or write
+    whose failure was already reported (its task is collected later, at any time)."""
+    if not str(record.msg).startswith("Task exception was never retrieved"):
+        return True
+    tb = record.exc_info[2] if record.exc_info else None
+    while tb is not None:
+        if "orbax" in tb.tb_frame.f_code.co_filename:
+            return False
+        tb = tb.tb_next
+    return True
 
 
 _ignore_closed_loop_callbacks()

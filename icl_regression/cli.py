@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import errno
 import itertools
 import logging
 import re
@@ -181,6 +182,10 @@ def one_line_errors(schema: type, overrides: Sequence[str]) -> Iterator[None]:
         fail(error_line(err, schema, overrides))
     except (RunDirLocked, FileNotFoundError) as err:  # a run dir in use, or not (yet) a run
         fail(str(err))
+    except OSError as err:  # a write refused: read-only storage, permissions, a full disk
+        if err.errno not in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT):
+            raise
+        fail(f"writing {err.filename} failed ({err.strerror}); set out_dir=DIR, or fix it")
 
 
 def job_overrides(base: Any, overrides: Sequence[str], multirun: bool) -> list[list[str]]:

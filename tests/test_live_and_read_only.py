@@ -111,3 +111,24 @@ def test_two_evaluators_while_the_run_trains(tmp_path):
     logged = [r["step"] for r in read_jsonl(run_dir / "metrics.jsonl")]
     assert logged == list(range(10, logged[-1] + 1, 10)) and logged[-1] > max(steps)
     shutil.rmtree(run_dir)
+
+
+def test_a_refused_write_is_one_line_naming_out_dir(shared_run, monkeypatch, capfd):
+    """Without out_dir on read-only storage: the write fails in one line saying what to do."""
+    import errno
+
+    from icl_regression import storage
+
+    def read_only(path, data):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    monkeypatch.setattr(storage, "write_atomically", read_only)
+    before = listing(shared_run)
+    with pytest.raises(SystemExit) as done:
+        cli.run_app(probes_app.APP, [f"run_dir={shared_run}", "probes=[linear]", "n_prompts=50",
+                                     "targets=[w]", "progress=false"])
+    err = capfd.readouterr().err
+    assert done.value.code == 2 and "Traceback" not in err
+    (line,) = [x for x in err.splitlines() if x.startswith("error:")]
+    assert str(shared_run / "probes.json") in line and "out_dir=DIR" in line
+    assert "Read-only file system" in line and listing(shared_run) == before
