@@ -1,15 +1,26 @@
-"""Engine levers timed against each other in one process: devices and the layer loop's form.
+"""Engine levers timed against each other in one process: devices, the block's form, remat, and
+per-compile XLA options.
 
-1 vs 2 CPU devices; the layers as one `lax.scan` or an unrolled scan (train_throughput's
-benchmark-only `UnrolledGPT`). The Python loop over static layer slices, measured ×0.65 and
-rejected, is gone from the engine (docs/benchmarks.md).
+    python benchmarks/engine_levers.py                         # small (interleaved) config
+    python benchmarks/engine_levers.py preset=garg_linear --steps 2 --repeats 3 \\
+        --variants 2:scan 1:scan 2:headmajor 2:remat_full 2:scan:FLAG=true
 
-    python benchmarks/engine_levers.py                          # small (interleaved) config
-    python benchmarks/engine_levers.py preset=garg_linear --steps 2
+A variant is `DEVICES:FORM[:OPTION=VALUE,...]`: the number of CPU devices of the mesh, the
+model's form, and XLA compile options for that compile only. Forms (benchmark-only subclasses of
+the GPT, same parameters and math: the max |Δloss| column checks it, and tests/models/
+test_engine.py for the unrolled and remat forms):
 
-Positional arguments are Hydra overrides (one config). The process starts with two fake CPU
-devices (set before JAX is imported; an explicit XLA_FLAGS wins) so that a 1-device mesh and a
-2-device mesh run side by side. Calls alternate between the variants; each keeps its best.
+* `scan` — the engine as it is (one `lax.scan` over the layers, remat `dots`);
+* `unrolled` — the layer scan unrolled (train_throughput.py's `UnrolledGPT`);
+* `headmajor` — fused QKV projected straight to head-major (3, B, H, T, C) and the attention
+  output contracted from (B, H, T, C) with w_attn_out viewed as (H, C, D), no head transposes;
+* `dpa` — attention through `jax.nn.dot_product_attention(is_causal=True)`;
+* `remat_none`, `remat_full` — the scanned engine with another remat policy.
+
+(The Python loop over static layer slices, ×0.65, is gone from the engine: docs/benchmarks.md.)
+The process starts with two fake CPU devices (set before JAX is imported; an explicit XLA_FLAGS
+wins). Calls alternate between the variants; each reports its best and median call, the median
+relative to the first variant's, and the largest loss difference to the first variant.
 """
 
 from __future__ import annotations
@@ -19,60 +30,132 @@ import os
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 
 import argparse  # noqa: E402
+import math  # noqa: E402
+import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_throughput import setup  # noqa: E402
+import train_throughput  # noqa: E402
+from train_throughput import UnrolledGPT, setup  # noqa: E402
 
 from icl_regression.cli import compose_train_or_fail as compose  # noqa: E402
+from icl_regression.models.gpt import GPT, REMAT_POLICIES  # noqa: E402
+from icl_regression.models.layers import layer_norm  # noqa: E402
 from icl_regression.train.mesh import DataParallel  # noqa: E402
 
 
-def variant(cfg, n_devices: int, loop: str, n_steps: int):
-    """A no-argument callable running one compiled n-step update, and its compile seconds."""
+class DotProductAttentionGPT(GPT):
+    """Training forward with `jax.nn.dot_product_attention`."""
+
+    def _block(self, h, layer, with_attention):
+        if with_attention:
+            return super()._block(h, layer, with_attention)
+        batch, seq, width = h.shape
+        q, k, v = self._heads(h, layer)  # (B, T, H, C) each
+        mixed = jax.nn.dot_product_attention(q, k, v, is_causal=True).reshape(batch, seq, width)
+        h = h + mixed @ layer["w_attn_out"] + layer["b_attn_out"]
+        return self._mlp(h, layer), None
+
+
+class HeadMajorGPT(GPT):
+    """Training forward with the QKV projection written straight into head-major layout."""
+
+    def _block(self, h, layer, with_attention):
+        if with_attention:
+            return super()._block(h, layer, with_attention)
+        batch, seq, width = h.shape
+        heads = self.n_head
+        c = width // heads
+        a = layer_norm(h, layer["ln1_scale"], layer["ln1_bias"])
+        w = layer["w_qkv"].reshape(width, 3, heads, c)
+        qkv = jnp.einsum("btd,dshc->sbhtc", a, w) + layer["b_qkv"].reshape(3, 1, heads, 1, c)
+        logits = jnp.einsum("bhqc,bhkc->bhqk", qkv[0], qkv[1]) / math.sqrt(c)
+        causal = jnp.tril(jnp.ones((seq, seq), bool))
+        logits = jnp.where(causal, logits.astype(jnp.float32), -1e30)
+        weights = jax.nn.softmax(logits, axis=-1).astype(h.dtype)
+        mixed = jnp.einsum("bhqk,bhkc->bhqc", weights, qkv[2])  # (B, H, T, C)
+        out = jnp.einsum("bhqc,hcd->bqd", mixed, layer["w_attn_out"].reshape(heads, c, width))
+        return self._mlp(h + out + layer["b_attn_out"], layer), None
+
+
+FORMS = {"scan": GPT, "unrolled": UnrolledGPT, "headmajor": HeadMajorGPT,
+         "dpa": DotProductAttentionGPT, "remat_none": GPT, "remat_full": GPT}
+
+
+def variant(cfg, n_devices: int, form: str, n_steps: int, options: dict):
+    """(no-argument callable running one compiled n-step update, compile s, its first output)."""
     parallel = DataParallel.create(devices=jax.devices()[:n_devices])
-    update, params, opt_state, _ = setup(cfg, parallel, unroll_layers=loop == "unrolled scan")
+    build = train_throughput.build_model
+
+    def build_form(*args, **kwargs):
+        model = build(*args, **kwargs)
+        model.__class__ = FORMS[form]
+        if form.startswith("remat_"):
+            model.remat = REMAT_POLICIES[form.removeprefix("remat_")]
+        return model
+
+    train_throughput.build_model = build_form
+    try:
+        update, params, opt_state, _ = setup(cfg, parallel)
+    finally:
+        train_throughput.build_model = build
     start = time.perf_counter()
-    compiled = update.lower(params, opt_state, 0, n_steps, cfg.task.n_points).compile()
+    compiled = update.lower(params, opt_state, 0, n_steps, cfg.task.n_points).compile(
+        compiler_options=options or None)
     compile_s = time.perf_counter() - start
-    call = lambda: jax.block_until_ready(compiled(params, opt_state, 0))
-    call()  # warm-up
-    return call, compile_s
+    first = jax.block_until_ready(compiled(params, opt_state, 0))  # warm-up
+    return lambda: jax.block_until_ready(compiled(params, opt_state, 0)), compile_s, first
+
+
+def parse(spec: str):
+    devices, form, *rest = spec.split(":")
+    options = {}
+    for item in (rest[0].split(",") if rest else []):
+        key, value = item.split("=")
+        options[key] = {"true": True, "false": False}.get(value, value)
+    return int(devices), form, options
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("overrides", nargs="*",
                         default=["preset=quickstart", "model.encoding=interleaved",
-                                 "loss_target=labels"])
+                                 "model.n_head=2", "loss_target=labels"])
     parser.add_argument("--steps", type=int, default=40, help="steps per timed call")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--devices", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--loops", nargs="+", default=["scan", "unrolled scan"],
-                        choices=["scan", "unrolled scan"])
+    parser.add_argument("--variants", nargs="+",
+                        default=["2:scan", "1:scan", "2:headmajor", "2:dpa", "2:remat_none"])
     args = parser.parse_args(argv)
     cfg = compose(args.overrides)
-    variants = {f"{n} device(s), layers: {loop}": (n, loop)
-                for n in args.devices for loop in args.loops}
-    calls, compile_s = {}, {}
-    for name, (n, loop) in variants.items():
-        calls[name], compile_s[name] = variant(cfg, n, loop, args.steps)
-    best = dict.fromkeys(calls, float("inf"))
+    calls, compile_s, firsts = {}, {}, {}
+    for spec in args.variants:
+        devices, form, options = parse(spec)
+        calls[spec], compile_s[spec], firsts[spec] = variant(cfg, devices, form, args.steps,
+                                                             options)
+    times, loads = {spec: [] for spec in calls}, []
     for _ in range(args.repeats):
-        for name, call in calls.items():
+        loads.append(os.getloadavg()[0])
+        for spec, call in calls.items():
             start = time.perf_counter()
             call()
-            best[name] = min(best[name], time.perf_counter() - start)
-    base = next(iter(best.values()))
-    print(f"{' '.join(args.overrides)}; {args.steps} steps per call; "
-          f"load {os.getloadavg()[0]:.1f}")
-    for name in calls:
-        print(f"  {name:34s} {args.steps / best[name]:8.2f} steps/s  ×{base / best[name]:.2f}  "
-              f"compile {compile_s[name]:.1f} s")
+            times[spec].append(time.perf_counter() - start)
+    base_spec = args.variants[0]
+    base = statistics.median(times[base_spec])
+    print(f"{' '.join(args.overrides)}; {args.steps} steps per call; {args.repeats} calls each; "
+          f"load {min(loads):.1f}-{max(loads):.1f}")
+    for spec in calls:
+        diff = float(np.max(np.abs(np.asarray(firsts[spec][2]["loss"])
+                                   - np.asarray(firsts[base_spec][2]["loss"]))))
+        print(f"  {spec:40s} best {args.steps / min(times[spec]):8.3f}  median "
+              f"{args.steps / statistics.median(times[spec]):8.3f} steps/s  "
+              f"×{base / statistics.median(times[spec]):.2f}  compile {compile_s[spec]:.1f} s  "
+              f"max |Δloss| {diff:.1e}")
 
 
 if __name__ == "__main__":

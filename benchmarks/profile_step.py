@@ -5,8 +5,9 @@ Same shapes; `jax.profiler` trace of the update, `torch.profiler` of the referen
     python benchmarks/profile_step.py                  # small (interleaved)
     python benchmarks/profile_step.py --case paper --steps 2
 
-The JAX update is profiled twice: with the engine defaults (one CPU device per core, remat of
-each block) and as the engine was before them (1 device, every residual saved).
+The JAX update is the one vs_pytorch.py times (the engine defaults: one CPU device per core,
+remat of each block); the PyTorch step is torch_reference.py's (Garg et al.'s model), eager,
+profiled in this process (a profile, not a timing).
 
 Times are summed over threads (XLA's CPU thunks; torch's CPU ops, self time), as shares.
 """
@@ -25,7 +26,8 @@ from pathlib import Path
 import jax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vs_pytorch import CASES, TorchGPT, jax_side  # noqa: E402
+from torch_reference import build, sample, train_step  # noqa: E402
+from vs_pytorch import CASES, jax_side  # noqa: E402
 
 # XLA op names in the trace -> kind (first match wins).
 # A while loop's event spans its body's ops, so loops are left out (they hold no work).
@@ -54,11 +56,15 @@ def jax_breakdown(call) -> collections.Counter:
     return totals
 
 
-def torch_breakdown(ref: TorchGPT, batch: int, n_steps: int) -> collections.Counter:
+def torch_breakdown(case: str, n_steps: int) -> collections.Counter:
     from torch.profiler import ProfilerActivity, profile
 
+    model, optimizer, shape, _ = build(case, compiled=False)
+    for _ in range(2):  # warm-up
+        train_step(model, *sample(*shape), optimizer)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        ref.run(batch, n_steps)
+        for _ in range(n_steps):
+            train_step(model, *sample(*shape), optimizer)
     totals = collections.Counter()
     for avg in prof.key_averages():
         name = avg.key.lower()
@@ -85,15 +91,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args(argv)
     overrides = CASES[args.case][0]
-    call, cfg, n_devices = jax_side(overrides, args.steps, None, unroll=False)
+    call, _, n_devices, _ = jax_side(overrides, args.steps)
     show(f"JAX {args.case}, default engine ({n_devices} CPU devices, remat dots)",
          jax_breakdown(call))
-    call, _, _ = jax_side([*overrides, "model.remat=none"], args.steps, 1, unroll=False)
-    show(f"JAX {args.case}, engine before (1 device, no remat)", jax_breakdown(call))
-    m, t = cfg.model, cfg.task
-    ref = TorchGPT(t.d, t.n_points, m.n_layer, m.d_model, m.n_head, 1e-4)
-    ref.run(cfg.batch_size, 2)
-    show(f"PyTorch {args.case}", torch_breakdown(ref, cfg.batch_size, args.steps))
+    show(f"PyTorch {args.case}", torch_breakdown(args.case, args.steps))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ figures can draw them without running the model.
     python -m icl_regression.analysis.attention run_dir=DIR [seed=0] [out_dir=DIR]
 
 A model without attention (`has_attention` false in the model contract, models/contract.py) has
-no maps: `write_attention` returns None and the command says so in one line.
+no maps: `attention.npz` then holds an empty (0, 0, 0, 0) `attention` (so the figures know, and
+do not ask again) and the command says so in one line.
 
 `attention.npz` holds `attention` (L, H, T, T) float32, `token_labels` (T,) ('x1', 'y1', …;
 '·' elsewhere), `seed` (the prompt drawn from the run's training distribution) and `step`.
@@ -33,18 +34,17 @@ def token_labels(n_tokens: int, x_positions: Sequence[int] | None,
     return labels
 
 
-def write_attention(run, seed: int = 0, out_dir: str | Path | None = None) -> Path | None:
+def write_attention(run, seed: int = 0, out_dir: str | Path | None = None) -> Path:
     """Attention of the prompt `seed` of a loaded run -> OUT_DIR/attention.npz (atomically;
-    default: the run directory); None, writing nothing, when the run's model has no attention."""
+    default: the run directory); an empty one when the run's model has no attention."""
     import jax
 
     from icl_regression.storage import write_atomically
 
-    if not run.has_attention:
-        return None
-
-    xs, ys, _ = run.sample(jax.random.key(seed), 1)  # (1, n, d), (1, n)
-    attention = np.asarray(run.intermediates(xs, ys)["attention"], np.float32)[:, 0]
+    attention = np.zeros((0, 0, 0, 0), np.float32)  # (L, H, T, T)
+    if run.has_attention:
+        xs, ys, _ = run.sample(jax.random.key(seed), 1)  # (1, n, d), (1, n)
+        attention = np.asarray(run.intermediates(xs, ys)["attention"], np.float32)[:, 0]
     labels = token_labels(attention.shape[-1], run.x_positions, run.y_positions)  # (L, H, T, T)
     buffer = io.BytesIO()
     np.savez(buffer, attention=attention, token_labels=np.array(labels), seed=seed,
@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     path = write_attention(run, int(args.get("seed", 0)), args.get("out_dir"))
-    print(f"wrote {path}" if path else f"no attention maps: model {run.config.model.name!r} "
-          "has no attention")
+    print(f"wrote {path}" if run.has_attention else f"no attention maps: model "
+          f"{run.config.model.name!r} has no attention")
 
 
 if __name__ == "__main__":

@@ -91,6 +91,8 @@ def _attention_figure(record: RunRecord, options) -> Figure:
     stored = record.attention
     if stored is None:
         raise FigureSkipped("no attention.npz (written from a trained run's checkpoints/)")
+    if stored["attention"].size == 0:
+        raise FigureSkipped("the model has no attention")
     return plot_attention(stored["attention"], options.layers, options.heads,
                           stored["token_labels"])
 

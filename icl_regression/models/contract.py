@@ -29,8 +29,10 @@ import numpy as np
 class ICLModel(Protocol):
     """An in-context regression model `(xs (B, n, d), ys (B, n)) -> preds (B, n)`."""
 
-    # Whether `intermediates` has "attention": (n_layers, B, H, T, T) weights of each layer's
-    # query tokens on key tokens. False for recurrent, state-space and convolution models.
+    # Whether `intermediates` has "attention": (A, B, H, T, T), the weights of query tokens on
+    # key tokens of each of the A attention layers applied (a GPT: A = n_layers; MambaFormer:
+    # its attention blocks; looped: every layer of every loop). False for recurrent,
+    # state-space and convolution models, which then have no attention maps.
     has_attention: ClassVar[bool]
 
     @property

@@ -99,8 +99,4 @@ class Mamba(SequenceModel):
             for _ in range(model.n_layer)])
 
     def layers(self, h: jax.Array, capture: bool):
-        hidden = []
-        for norm, mixer in zip(self.norms, self.mixers, strict=True):
-            h = h + mixer(norm(h))  # (B, T, D)
-            hidden.append(h)
-        return hidden, None
+        return self.residual_stack(h, self.norms, self.mixers)

@@ -26,9 +26,7 @@ from icl_regression.models.sequence import SequenceModel
 class MambaFormer(SequenceModel):
     """Mamba, then (attention, Mamba) × n_layer; keys: config.MambaFormerConfig."""
 
-    config_class = MambaFormerConfig
-
-    has_attention = True
+    config_class, has_attention = MambaFormerConfig, True  # its attention blocks
 
     def __init__(self, model: MambaFormerConfig, task: TaskConfig, *, rngs: nnx.Rngs):
         super().__init__(model, task, rngs=rngs)

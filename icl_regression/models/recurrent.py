@@ -95,11 +95,7 @@ class StackedRNN(SequenceModel):
                                for _ in range(model.n_layer)])
 
     def layers(self, h: jax.Array, capture: bool):
-        hidden = []
-        for norm, cell in zip(self.norms, self.cells, strict=True):
-            h = h + cell(norm(h))  # (B, T, D)
-            hidden.append(h)
-        return hidden, None
+        return self.residual_stack(h, self.norms, self.cells)
 
 
 @MODELS.register("lstm")
@@ -110,9 +106,6 @@ class LSTM(StackedRNN):
 
     gates = 4
 
-    def __init__(self, model: LSTMConfig, task: TaskConfig, *, rngs: nnx.Rngs):
-        super().__init__(model, task, rngs=rngs)
-
 
 @MODELS.register("gru")
 class GRU(StackedRNN):
@@ -121,6 +114,3 @@ class GRU(StackedRNN):
     config_class = GRUConfig
 
     gates = 3
-
-    def __init__(self, model: GRUConfig, task: TaskConfig, *, rngs: nnx.Rngs):
-        super().__init__(model, task, rngs=rngs)

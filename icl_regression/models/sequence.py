@@ -60,6 +60,16 @@ class SequenceModel(nnx.Module):
         weights [(B, H, T, T)] per attention layer, or None without attention)."""
         raise NotImplementedError
 
+    @staticmethod
+    def residual_stack(h: jax.Array, norms, mixers) -> tuple[list, None]:
+        """Pre-norm residual layers h + mixer(norm(h)), no attention: the `layers` of the
+        recurrent and state-space stacks."""
+        hidden = []
+        for norm, mixer in zip(norms, mixers, strict=True):
+            h = h + mixer(norm(h))  # (B, T, D)
+            hidden.append(h)
+        return hidden, None
+
     def lens(self, hidden: jax.Array) -> jax.Array:
         """Final LayerNorm + read-out: (..., D) -> (...) float32."""
         out = self.head(self.final_norm(hidden.astype(self.dtype)))  # (..., 1)

@@ -223,7 +223,7 @@ def test_every_baseline_is_causal():
 
 
 def test_registry_rejects_bad_names_and_params():
-    with pytest.raises(ValueError, match="'nope' is unknown; allowed: .*\bzero\b"):
+    with pytest.raises(ValueError, match=r"'nope' is unknown; allowed: .*\bzero\b"):
         baselines.get_baseline("nope")
     with pytest.raises(ValueError, match="parameter 'lamda' is unknown; allowed: lam"):
         baselines.get_baseline("ridge", lamda=1.0)

@@ -16,6 +16,11 @@ from icl_regression.analysis.attention import write_attention
 from icl_regression.config import LSTMConfig, TaskConfig
 from icl_regression.evaluate.evaluation import EvalConfig, evaluate_run
 from icl_regression.evaluate.layerwise import layerwise_run
+from icl_regression.figures import per_run
+from icl_regression.figures.app import AttentionOptions
+from icl_regression.figures.attention import read_attention
+from icl_regression.figures.per_run import FigureSkipped
+from icl_regression.figures.stored_runs import load_record
 from icl_regression.probes.probing import ProbeOptions, probe_run
 from icl_regression.run import load_run
 from icl_regression.train.loop import train_run
@@ -36,14 +41,19 @@ def test_evaluation_writes_eval_json_and_no_attention_maps(lstm_run):
     data = json.loads((lstm_run / "eval.json").read_text())
     assert data["settings"]["train"]["k"] == list(range(5))
     assert not (lstm_run / "attention.npz").exists()
-    assert write_attention(load_run(lstm_run)) is None
 
 
-def test_attention_command_says_there_are_none_in_one_line(lstm_run):
+def test_attention_command_says_there_are_none_and_the_figure_is_skipped(lstm_run):
     done = subprocess.run([sys.executable, "-m", "icl_regression.analysis.attention",
-                           f"run_dir={lstm_run}"], capture_output=True, text=True, timeout=300)
+                           f"run_dir={lstm_run}", "seed=3"], capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "no attention maps: model 'lstm' has no attention"
+    stored = read_attention(lstm_run)  # empty, so the figures do not ask again
+    assert stored["attention"].shape == (0, 0, 0, 0) and stored["seed"] == 3
+    assert write_attention(load_run(lstm_run), seed=3) == lstm_run / "attention.npz"
+    with pytest.raises(FigureSkipped, match="the model has no attention"):
+        per_run._attention_figure(load_record(lstm_run), AttentionOptions())
 
 
 def test_probes_use_the_models_layers_and_tokens(lstm_run):
