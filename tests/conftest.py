@@ -33,6 +33,9 @@ def sweep_of(preset: str, key: str) -> tuple[str, list[str]]:
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    from icl_regression.config import register_configs
+
+    register_configs()  # the schema train.yaml lists first, whatever ran before in this worker
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = hydra_compose("train", [f"preset={preset}"], return_hydra_config=True)
