@@ -7,6 +7,7 @@ its site directory, so the source tree's editable finder is not loaded)."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -19,8 +20,16 @@ from conftest import ROOT
 
 @pytest.mark.slow
 def test_a_wheel_in_a_fresh_venv_trains_and_evaluates_from_any_directory(tmp_path):
+    # Built from a copy of the tracked tree: setuptools writes build/ next to the sources.
+    source = tmp_path / "source"
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, check=True, capture_output=True,
+                             text=True).stdout.split()
+    for name in tracked:
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
     dist = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(ROOT)],
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(source)],
                    check=True, capture_output=True, timeout=900)
     wheel = next(dist.glob("icl_regression-*.whl"))
     fresh = tmp_path / "fresh"

@@ -1,1 +1,0 @@
-"""Evaluation: model vs baselines over evaluation settings, the metrics, and eval.json."""

@@ -1,1 +1,0 @@
-"""In-context-learning experiments: each a registered evaluation loop over trained runs."""

@@ -1,5 +1,0 @@
-"""`python -m icl_regression.experiments`."""
-
-from icl_regression.experiments.app import main
-
-main()

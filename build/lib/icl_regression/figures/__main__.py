@@ -1,5 +1,0 @@
-"""`python -m icl_regression.figures`."""
-
-from icl_regression.figures.app import main
-
-main()

@@ -1,1 +1,0 @@
-"""Probes of the residual stream: targets, probe families, and the probe app."""
