@@ -13,6 +13,7 @@ import shutil
 import pytest
 from conftest import tiny_config
 from faults_table import APPS, DAMAGES, FILES, cases, damaged_path, expected, fast_cases, render
+from train.faults_support import compile_once
 
 from icl_regression import cli
 from icl_regression.checkpoints import checkpoint_steps
@@ -55,27 +56,11 @@ def run_app(name: str, run, out) -> int:
     return 0
 
 
-@pytest.fixture(scope="module", autouse=True)
-def compile_once(tmp_path_factory):
-    """JAX's persistent compilation cache for this module: the trainings that redo the last
-    chunk after a damaged checkpoint reuse the base run's compilation."""
-    import jax
-    from jax.experimental.compilation_cache import compilation_cache
-
-    values = {"jax_compilation_cache_dir": str(tmp_path_factory.mktemp("jax_cache")),
-              "jax_persistent_cache_min_compile_time_secs": 0}
-    before = {key: getattr(jax.config, key) for key in values}
-    for key, value in values.items():
-        jax.config.update(key, value)
-    compilation_cache.reset_cache()
-    yield
-    for key, value in before.items():
-        jax.config.update(key, value)
-    compilation_cache.reset_cache()
+FIXTURES = (compile_once,)  # pytest finds the shared cache fixture by name in this module
 
 
 @pytest.fixture(scope="module")
-def base_run(tmp_path_factory, compile_once):
+def base_run(tmp_path_factory):  # after compile_once (autouse, same scope)
     """A trained tiny run (checkpoints 5..20) holding every file the apps write."""
     from icl_regression.analysis.attention import write_attention
     from icl_regression.evaluate.layerwise import layerwise_run
