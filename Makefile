@@ -1,11 +1,12 @@
 # Two commands do everything on a fresh machine with python3 and make:
 #   make demo   create .venv if absent, install, train + evaluate + probe + plot the quickstart
 #   make test   create .venv if absent, install the dev extra, run the fast test suite
+#   make reproduce   train what the papers' claims need and print their verdicts (docs/results)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-slow lint bench clean-venv
+.PHONY: demo test test-slow reproduce lint bench clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +19,9 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -n auto
+
+reproduce: $(VENV)/.installed
+	$(PY) -m icl_regression.reproduce
 
 test-slow: $(VENV)/.installed
 	$(PY) -m pytest -q -n auto -m slow

@@ -11,11 +11,9 @@ nothing computed or written. The checked config reaches the app's `work` as a fr
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import errno
-import itertools
 import logging
 import re
 import sys
@@ -24,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from icl_regression.command_line import hydra_arguments, job_overrides
 from icl_regression.config import (
     ConfigError,
     MissingValueError,
@@ -188,36 +187,9 @@ def one_line_errors(schema: type, overrides: Sequence[str]) -> Iterator[None]:
         fail(f"writing {err.filename} failed ({err.strerror}); set out_dir=DIR, or fix it")
 
 
-def job_overrides(base: Any, overrides: Sequence[str], multirun: bool) -> list[list[str]]:
-    """The override list of every job the command line starts (one job unless multirun): the
-    cartesian product of the sweeps, in command-line order, as Hydra's basic sweeper makes it."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parser = OverridesParser.create()
-    parsed = parser.parse_overrides(list(overrides))
-    hydra_side = [o.input_line for o in parsed if o.is_hydra_override()]
-    sweeps = [o for o in parsed if o.is_sweep_override() and not o.is_hydra_override()]
-    if not multirun:
-        if sweeps:  # Hydra's own "Ambiguous value" error, raised here as one line
-            key, value = _split(sweeps[0].input_line)
-            raise ConfigError(f"{key}={value!r} is not allowed; a sweep needs -m (--multirun), "
-                              f"a list is {key}=[{value}]")
-        return [list(overrides)]
-    params = base.hydra.sweeper.get("params") or {}
-    task_side = [f"{key}={value}" for key, value in params.items()]
-    task_side += [o.input_line for o in parsed if not o.is_hydra_override()]
-    choices = []  # per override: the KEY=VALUE strings of its values
-    for override in parser.parse_overrides(task_side):
-        if override.is_sweep_override():
-            key = override.get_key_element()
-            choices.append([f"{key}={value}" for value in override.sweep_string_iterator()])
-        else:
-            choices.append([override.input_line])
-    return [hydra_side + list(job) for job in itertools.product(*choices)]
-
-
-def preflight(app: App, overrides: Sequence[str], multirun: bool) -> None:
-    """Compose and check every job of the command line; the precheck on a single run's dir."""
+def preflight(app: App, overrides: Sequence[str], multirun: bool, precheck: bool = True) -> None:
+    """Compose and check every job of the command line; the precheck on a single run's dir
+    (not for `--cfg`: printing the config writes nothing, so it takes no run directory)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.types import RunMode
 
@@ -230,23 +202,8 @@ def preflight(app: App, overrides: Sequence[str], multirun: bool) -> None:
         job_cfg = base if job == list(overrides) else compose(
             app.config_name, app.schema, job, return_hydra_config=True)
         cfg = checked(app, job_cfg)
-        if app.precheck is not None and not multirun:
+        if precheck and app.precheck is not None and not multirun:
             app.precheck(cfg, Path(str(job_cfg.hydra.run.dir)))
-
-
-def hydra_arguments(argv: Sequence[str]) -> argparse.Namespace:
-    """The flags of Hydra's command line that decide what runs (Hydra parses them again)."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("overrides", nargs="*")
-    for flag, short in (("--help", "-h"), ("--hydra-help", None), ("--version", None),
-                        ("--resolve", None), ("--multirun", "-m"), ("--experimental-rerun", None)):
-        parser.add_argument(*[f for f in (flag, short) if f], action="store_true")
-    for flag, short in (("--cfg", "-c"), ("--package", "-p"), ("--run", "-r"),
-                        ("--config-path", "-cp"), ("--config-name", "-cn"),
-                        ("--config-dir", "-cd"), ("--info", "-i"), ("--shell-completion", "-sc")):
-        parser.add_argument(flag, short, nargs="?", const=True)
-    args, _ = parser.parse_known_args(list(argv))
-    return args
 
 
 def with_aliases(argv: Sequence[str], aliases: Mapping[str, str] = ALIASES) -> list[str]:
@@ -264,16 +221,13 @@ def with_aliases(argv: Sequence[str], aliases: Mapping[str, str] = ALIASES) -> l
     return out
 
 
-def run_app(app: App, argv: Sequence[str] | None = None) -> None:
-    """Load plugins, check the command line (one line + exit 2 on bad input), then run Hydra's
-    main."""
-    import hydra
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-
+def check_command_line(app: App, argv: Sequence[str]) -> list[str]:
+    """Everything an app does before Hydra's main: aliases, plugins, and every job of the
+    command line composed and checked (bad input: one line, exit 2). Returns the argv for
+    Hydra. Nothing is computed or written, so a documented command can be checked this way."""
     from icl_regression.plugins import load_plugins, named_in, register_entry_configs
 
-    argv = with_aliases(sys.argv[1:] if argv is None else argv, {**ALIASES, **app.aliases})
+    argv = with_aliases(argv, {**ALIASES, **app.aliases})
     args = hydra_arguments(argv)
     overrides = list(args.overrides or ())
     with one_line_errors(dict, overrides):  # before the schema: plugins may extend it
@@ -281,12 +235,23 @@ def run_app(app: App, argv: Sequence[str] | None = None) -> None:
         if app.entry_groups:
             register_entry_configs(CONF_DIR)
     custom_conf = args.config_path or args.config_dir or args.config_name
-    print_only = args.help or args.hydra_help or args.version or args.cfg or args.info or (
+    print_only = args.help or args.hydra_help or args.version or args.info or (
         args.shell_completion)
-    if not custom_conf and not print_only:
+    if not custom_conf and not print_only:  # --cfg too: a config that is printed is checked
         with one_line_errors(app.schema, overrides):
-            preflight(app, overrides, args.multirun)
-        GlobalHydra.instance().clear()
+            preflight(app, overrides, args.multirun, precheck=not args.cfg)
+    return argv
+
+
+def run_app(app: App, argv: Sequence[str] | None = None) -> None:
+    """Check the command line (one line + exit 2 on bad input), then run Hydra's main."""
+    import hydra
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    argv = check_command_line(app, sys.argv[1:] if argv is None else argv)
+    overrides = list(hydra_arguments(argv).overrides or ())
+    GlobalHydra.instance().clear()
     register_schema(app.schema_name, app.schema)
 
     @hydra.main(config_path=CONF_DIR, config_name=app.config_name, version_base="1.3")

@@ -268,6 +268,7 @@ def test_slurm_launcher_configs(name):
     assert cfg.hydra.launcher.gpus_per_node == spec["gpus_per_node"]
 
 
+@pytest.mark.slow  # minutes of subprocess training; CI runs the slow tier too
 def test_local_multirun_makes_one_directory_per_job(tmp_path):
     sweep = tmp_path / "sweep"
     cmd = [sys.executable, "-m", "icl_regression.train", "-m", "debug=default", "seed=0,1",

@@ -78,6 +78,7 @@ def _params(run_dir):
     return jax.tree.leaves(jax.device_get(load_run(run_dir).model))
 
 
+@pytest.mark.slow  # minutes of subprocess training; CI runs the slow tier too
 def test_sigkill_and_resume_equals_uninterrupted_run(tmp_path):
     overrides = ["model.n_layer=2", "model.d_model=16", "task.d=3", "task.n_points=6",
                  "batch_size=16", "steps=400", "log_every=10", "ckpt_every=10",
@@ -158,6 +159,7 @@ STAGED = CurriculumConfig(enabled=True, dims_start=3, points_start=3, points_inc
                           points_interval=6, staged_shapes=True)
 
 
+@pytest.mark.slow  # minutes of subprocess training; CI runs the slow tier too
 def test_staged_curriculum_splits_chunks_at_each_stage_and_resumes_exactly(tmp_path):
     cfg = tiny_config(task=TaskConfig(d=3, n_points=7), curriculum=STAGED, steps=16,
                       log_every=4, ckpt_every=4)
@@ -172,6 +174,7 @@ def test_staged_curriculum_splits_chunks_at_each_stage_and_resumes_exactly(tmp_p
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow  # minutes of subprocess training; CI runs the slow tier too
 def test_staged_update_trains_on_prompts_of_the_stage_length():
     """The loss of one staged step at 3 points is the model's MSE on the 3-point batch that
     train_batch draws for that step, not a masked 7-point batch."""

@@ -1,0 +1,3 @@
+from icl_regression.reproduce.app import main
+
+main()
