@@ -96,6 +96,8 @@ def compose_train(overrides: Sequence[str] = ()) -> TrainConfig:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    import icl_regression.data.families  # noqa: F401 - the checks ask its registry (traits)
+
     try:
         cfg = compose("train", TrainConfig, overrides)
     except (HydraException, OmegaConfBaseException) as err:

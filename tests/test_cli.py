@@ -23,6 +23,7 @@ from icl_regression.evaluate import app as evaluate
 from icl_regression.experiments import app as experiments
 from icl_regression.figures import app as figures
 from icl_regression.probes import app as probes
+from icl_regression.reproduce import app as reproduce
 from icl_regression.train import app as train_app
 
 
@@ -36,7 +37,7 @@ def _bench_app():
 
 APPS = {"train": train_app.APP, "demo": demo.APP, "evaluate": evaluate.APP, "probes": probes.APP,
         "figures": figures.APP, "experiments": experiments.APP, "lsa": lsa_app.APP,
-        "bench_baselines": _bench_app()}
+        "reproduce": reproduce.APP, "bench_baselines": _bench_app()}
 ONE_LINE = re.compile(r"^[\w.\[\]/+~-]+=.* is not allowed; \S.*$")
 
 
@@ -85,6 +86,10 @@ BAD_INPUT = {  # app -> (a wrong type, an out-of-range value) with the line each
                     ("name=nope", "name='nope' is not allowed; allowed: task_diversity")],
     "lsa": [("depths=[a]", "depths[0]='a' is not allowed; must be an integer"),
             ("n_eval=1", "n_eval=1 is not allowed; must be >= 2")],
+    "reproduce": [("seeds=0", "seeds=0 is not allowed; must be >= 1"),
+                  ("scale=huge", "scale='huge' is not allowed; allowed: cpu, paper, smoke"),
+                  ("claims=[garg.nope]", "claims='garg.nope' is not allowed; allowed: all, a "
+                   "paper")],
     "bench_baselines": [("points=abc", "points='abc' is not allowed; must be an integer"),
                         ("points=1", "points=1 is not allowed; must be >= 2")],
 }

@@ -9,10 +9,10 @@ import importlib.util
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from docs_blocks import (
     APPS,
     LANGUAGES,

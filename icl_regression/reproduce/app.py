@@ -66,8 +66,12 @@ def check_reproduce(cfg: ReproduceConfig) -> ReproduceConfig:
                 f" or a claim ({', '.join(names)})")
     require(cfg.scale in SCALES, "scale", cfg.scale, f"allowed: {', '.join(SCALES)}")
     at_least(cfg, "", 1, "seeds", "jobs")
-    require(cfg.launcher is None or cfg.scale == "paper" or cfg.launcher == "basic",
-            "launcher", cfg.launcher, "a Hydra launcher is for scale=paper")
+    from icl_regression.cli import CONF_DIR
+
+    launchers = sorted(p.stem for p in (Path(CONF_DIR) / "hydra" / "launcher").glob("*.yaml"))
+    require(cfg.launcher is None or cfg.launcher in (*launchers, "submitit_local", "basic"),
+            "launcher", cfg.launcher, f"null (local processes) or a Hydra launcher: "
+            f"{', '.join([*launchers, 'submitit_local'])}")
     return cfg
 
 

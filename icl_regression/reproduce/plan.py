@@ -25,7 +25,8 @@ from icl_regression.reproduce.claims import CLAIMS, RUNS, Claim, Step
 from icl_regression.reproduce.steps import scaled_options
 
 PACKAGE = Path(__file__).resolve().parents[1]
-TRAINING_CODE = ("train", "models", "data", "config", "conf", "checkpoints.py")
+# The composed config already holds every preset value, so the presets are not hashed here.
+TRAINING_CODE = ("train", "models", "data", "config", "checkpoints.py")
 ANALYSIS_CODE = ("evaluate", "baselines", "probes", "analysis", "experiments", "run.py",
                  "reproduce/steps.py")
 DONE_FILE = "reproduce_done.json"

@@ -60,10 +60,11 @@ class Runner:
             # never applies, since the run's overrides already pick its point.
             where = ([f"hydra.sweep.dir={job.run_dir.parent}",
                       f"hydra.sweep.subdir={job.run_dir.name}", "hydra.sweeper.params={}",
-                      "-m", f"hydra/launcher={self.launcher}"] if self.launcher
+                      f"hydra/launcher={self.launcher}"] if self.launcher
                      else [f"hydra.run.dir={job.run_dir}", "hydra.mode=RUN"])
-            return [sys.executable, "-m", "icl_regression.train", *job.overrides, *plugins,
-                    *where]
+            multirun = ["-m"] if self.launcher else []
+            return [sys.executable, "-m", "icl_regression.train", *multirun, *job.overrides,
+                    *plugins, *where]
         control = [str(job.control.run_dir)] if job.control else []
         return [sys.executable, "-m", "icl_regression.reproduce.steps", str(job.run.run_dir),
                 job.kind, json.dumps(job.options), str(job.record), *control]

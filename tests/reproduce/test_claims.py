@@ -107,7 +107,7 @@ def test_garg_measurements_on_a_hand_made_record():
     below = CLAIMS.get("garg.linear_below_d").measure(records)
     assert below.value == pytest.approx(np.mean([0.04, 0.07]))  # k = 1, 2 (k < d = 3)
     at_2d = CLAIMS.get("garg.linear_2d").measure(records)
-    assert at_2d.value == 0.004 and at_2d.lo == pytest.approx(-0.006)
+    assert at_2d.value == 0.002 and at_2d.lo == pytest.approx(-0.008)  # k = 2d = 6
 
 
 def test_tree_claim_takes_the_best_of_every_tree_and_xgboost():
