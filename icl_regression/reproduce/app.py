@@ -3,7 +3,7 @@ papers' claims from scratch and say which hold.
 
     icl-reproduce                                 # every claim, CPU scale, seed 0
     icl-reproduce claims=[garg.linear_2d,oswald2022] seeds=3
-    icl-reproduce scale=paper launcher=slurm hydra.launcher.partition=gpu
+    icl-reproduce scale=paper hydra/launcher=slurm hydra.launcher.partition=gpu
 
 It trains the runs the chosen claims need (each once, however many claims read it), computes
 the records they are measured from, measures every claim on every seed, and prints one table:
@@ -16,6 +16,7 @@ Options: conf/reproduce.yaml.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import time
@@ -44,7 +45,10 @@ class ReproduceConfig:
     root: str = "runs/reproduce"  # runs go to ROOT/<scale>/<run>/seed<k>-<hash>
     out: str = ""  # reproduction.json + pages; empty: docs/results (cpu), ROOT/<scale> (else)
     jobs: int = 2  # processes at once (cpu, smoke); each gets one CPU device when > 1
-    launcher: str | None = None  # training through this Hydra launcher (paper: e.g. slurm)
+    # Training through a Hydra launcher (paper scale: e.g. slurm); on the command line
+    # `hydra/launcher=slurm hydra.launcher.partition=gpu` sets both, as for icl-train.
+    launcher: str | None = None
+    launcher_args: tuple[str, ...] = ()  # its KEY=VALUE settings (e.g. partition=gpu)
     pages: bool = True  # write the result pages
     plugins: tuple[str, ...] = ()  # modules to import first (icl_regression.plugins)
 
@@ -72,6 +76,10 @@ def check_reproduce(cfg: ReproduceConfig) -> ReproduceConfig:
     require(cfg.launcher is None or cfg.launcher in (*launchers, "submitit_local", "basic"),
             "launcher", cfg.launcher, f"null (local processes) or a Hydra launcher: "
             f"{', '.join([*launchers, 'submitit_local'])}")
+    require(not cfg.launcher_args or cfg.launcher is not None, "launcher_args",
+            cfg.launcher_args, "settings of the launcher that launcher= names")
+    for arg in cfg.launcher_args:
+        require("=" in arg, "launcher_args", arg, "KEY=VALUE")
     return cfg
 
 
@@ -84,7 +92,7 @@ def reproduce(cfg: ReproduceConfig) -> dict:
     out = cfg.out_dir
     earlier = read_json_or_none(out / "reproduction.json") or {}
     runner = Runner(plan, cfg.jobs, Path(cfg.root) / cfg.scale / "logs", cfg.plugins,
-                    cfg.launcher, timings=dict(earlier.get("timings", {})))
+                    cfg.launcher, cfg.launcher_args, timings=dict(earlier.get("timings", {})))
     todo = runner.pending()
     print(f"[reproduce] {len(claims)} claims x {len(seeds)} seed(s), scale={cfg.scale}: "
           f"{len(plan.train)} runs, {len(plan.steps)} records; to do: {len(todo)} jobs "
@@ -152,8 +160,22 @@ def _run_with_progress(runner: Runner, todo: list[str], jobs: int, tick) -> None
         bar.close()
 
 
+def with_hydra_launcher(cfg: ReproduceConfig) -> ReproduceConfig:
+    """`hydra/launcher=NAME hydra.launcher.KEY=VALUE` on this app's command line (as on
+    icl-train's) -> the launcher of the training jobs and its settings."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_cfg = HydraConfig.get()
+    choice = hydra_cfg.runtime.choices.get("hydra/launcher")
+    if not choice or choice == "basic":
+        return cfg
+    args = tuple(o.removeprefix("hydra.launcher.") for o in hydra_cfg.overrides.hydra
+                 if o.startswith("hydra.launcher."))
+    return dataclasses.replace(cfg, launcher=choice, launcher_args=cfg.launcher_args + args)
+
+
 def reproduce_app(cfg: ReproduceConfig, _output_dir: Path | None = None) -> None:
-    result = reproduce(cfg)
+    result = reproduce(with_hydra_launcher(cfg))
     counts = {v: sum(c["verdict"] == v for c in result["claims"].values())
               for v in ("holds", "fails", "inconclusive")}
     print(f"[reproduce] {json.dumps(counts)} in {result['wall_s']:.0f} s")

@@ -43,6 +43,7 @@ class Runner:
     logs: Path
     plugins: tuple[str, ...] = ()
     launcher: str | None = None  # paper scale: a Hydra launcher for the training jobs
+    launcher_args: tuple[str, ...] = ()  # its KEY=VALUE settings (hydra.launcher.KEY)
     timings: dict[str, float] = field(default_factory=dict)  # job id -> seconds (earlier runs)
     failed: dict[str, str] = field(default_factory=dict)  # job id -> last line of its log
     report: Callable[[str], None] = print
@@ -60,7 +61,9 @@ class Runner:
             # never applies, since the run's overrides already pick its point.
             where = ([f"hydra.sweep.dir={job.run_dir.parent}",
                       f"hydra.sweep.subdir={job.run_dir.name}", "hydra.sweeper.params={}",
-                      f"hydra/launcher={self.launcher}"] if self.launcher
+                      f"hydra/launcher={self.launcher}",
+                      *(f"hydra.launcher.{arg}" for arg in self.launcher_args)]
+                     if self.launcher
                      else [f"hydra.run.dir={job.run_dir}", "hydra.mode=RUN"])
             multirun = ["-m"] if self.launcher else []
             return [sys.executable, "-m", "icl_regression.train", *multirun, *job.overrides,
