@@ -132,6 +132,13 @@ def _run_with_progress(runner: Runner, todo: list[str], jobs: int, tick) -> None
     total = sum(estimates.values())
     left = {name: [j for j in ids if j in todo] for name, ids in runner.plan.by_claim.items()}
     announced = {name for name, ids in left.items() if not ids}
+    cumulative, counted = 0.0, set()
+    for name, ids in left.items():  # the ETA of each claim, claims taken in order
+        cumulative += sum(estimates[j] for j in ids if j not in counted)
+        counted.update(ids)
+        if ids:
+            print(f"[reproduce] {name}: {len(ids)} jobs, ETA ~{cumulative / jobs / 60:.0f} min",
+                  flush=True)
     bar = tqdm(total=round(total), unit="s(est)", desc="reproduce", disable=not todo)
     started = time.perf_counter()
 
