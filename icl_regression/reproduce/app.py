@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,7 +183,12 @@ def with_hydra_launcher(cfg: ReproduceConfig) -> ReproduceConfig:
 
 
 def reproduce_app(cfg: ReproduceConfig, _output_dir: Path | None = None) -> None:
-    result = reproduce(with_hydra_launcher(cfg))
+    try:
+        result = reproduce(with_hydra_launcher(cfg))
+    except KeyboardInterrupt:
+        print("[reproduce] stopped (training checkpointed); the same command resumes",
+              file=sys.stderr)
+        sys.exit(130)
     counts = {v: sum(c["verdict"] == v for c in result["claims"].values())
               for v in ("holds", "fails", "inconclusive")}
     print(f"[reproduce] {json.dumps(counts)} in {result['wall_s']:.0f} s")

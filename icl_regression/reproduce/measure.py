@@ -37,6 +37,10 @@ def measure_claim(claim: Claim, plan: Plan, failed: Mapping[str, str]) -> dict:
             blockers = [f"{j}: {failed[j]}" for j in plan.by_claim[claim.name] if j in failed]
             reasons.append("; ".join(blockers) or str(err))
             m = Measurement(None)
+        except (KeyError, IndexError, ValueError, TypeError, ZeroDivisionError) as err:
+            reasons.append(f"seed {seed}: the measurement failed ({type(err).__name__}: "
+                           f"{str(err)[:120]})")  # one claim's bug never hides the others
+            m = Measurement(None)
         if m.value is None and not reasons:
             reasons.append(f"seed {seed}: the records define no value (e.g. a fit over one "
                            "layer)")

@@ -10,6 +10,7 @@ process of its own (what the reproduce app runs, two at a time on two cores).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -124,6 +125,9 @@ def _plain(value: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from icl_regression.plugins import load_plugins
+
+    load_plugins(m for m in os.environ.get("ICL_REPRODUCE_PLUGINS", "").split(",") if m)
     run_dir, kind_name, options, out, *control = argv if argv is not None else sys.argv[1:]
     compute(Path(run_dir), kind_name, json.loads(options), Path(out),
             Path(control[0]) if control else None)
