@@ -65,6 +65,16 @@ def measure(model: str, size: str, steps: int, repeats: int) -> dict:
             "steps_per_s": steps / min(calls), "memory_mib": None if used is None else used / 2**20}
 
 
+def accelerator_sizes() -> dict[str, int]:
+    """Parameters of each model at its accelerator size (conf/architecture_paper/, d = 20,
+    40 points): counted from the built models, not timed."""
+    counts = {}
+    for model in (*MODELS, "looped_curriculum"):
+        cfg = compose_train_or_fail(["preset=architectures_base", f"+architecture_paper={model}"])
+        counts[model] = count_params(build_model(cfg.model, cfg.task, cfg.seed))
+    return counts
+
+
 def relative_to_gpt(rows: list[dict]) -> None:
     """Adds steps/s × parameters over the GPT's at the same task size."""
     gpt = {r["size"]: r["steps_per_s"] * r["n_params"] for r in rows if r["model"] == "gpt"}
@@ -104,7 +114,8 @@ def main(argv: list[str] | None = None) -> None:
                    "cpus_allowed": len(os.sched_getaffinity(0)),
                    "devices": [str(d) for d in jax.devices()]}
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
+        args.json.write_text(json.dumps({"machine": machine, "rows": rows,
+                                         "accelerator_params": accelerator_sizes()}, indent=1))
 
 
 if __name__ == "__main__":

@@ -135,10 +135,14 @@ def throughput_table(bench: Mapping | None) -> str:
              number(r.get("per_param_vs_gpt"), 2), number(r["memory_mib"], 1)]
             for r in bench["rows"]]
     m = bench["machine"]
+    sizes = ", ".join(f"{name} {count:,}" for name, count in
+                      bench.get("accelerator_params", {}).items())
     return (f"Measured {m['date']} on {m['cpus_allowed']} core(s), {len(m['devices'])} device; "
             f"`uptime` at the end: `{m['uptime']}`.\n\n"
             + table(["model", "task size", "parameters", "training steps/s",
-                     "steps/s × parameters vs GPT", "update memory MiB (XLA)"], rows))
+                     "steps/s × parameters vs GPT", "update memory MiB (XLA)"], rows)
+            + (f"\n\nParameters at the accelerator sizes (conf/architecture_paper/, d = 20, "
+               f"40 points; not trained here): {sizes}." if sizes else ""))
 
 
 def learners(best: dict, family: str) -> tuple[str, str]:
