@@ -183,12 +183,25 @@ class LoopedConfig(SequenceConfig):
     mlp_ratio: int = 4
     positions: Positions = Positions.learned
     max_len: int = 0  # positional table length in points; 0 = task.n_points
-    n_loops: int = 8
+    n_loops: int = 8  # loops at the end of training and at evaluation
+    # Loop curriculum (Yang et al. 2024): training starts at loops_start loops and adds one
+    # every loops_every steps up to n_loops; 0 = n_loops from the first step.
+    loops_start: int = 0
+    loops_every: int = 100
+    # The loss averages the predictions of the last loop_window loops, the gradient flows
+    # through those loops only (earlier ones run under stop-gradient); 0 = the last loop's
+    # prediction, gradient through every loop.
+    loop_window: int = 0
 
     def check(self, task: TaskConfig) -> None:
-        at_least(self, "model.", 1, "n_head", "mlp_ratio", "n_loops")
+        at_least(self, "model.", 1, "n_head", "mlp_ratio", "n_loops", "loops_every")
+        at_least(self, "model.", 0, "loops_start", "loop_window")
         _divides(self)
         _table(self, task)
+        require(self.loops_start <= self.n_loops, "model.loops_start", self.loops_start,
+                f"must be <= model.n_loops={self.n_loops}")
+        require(self.loop_window <= self.n_loops, "model.loop_window", self.loop_window,
+                f"must be <= model.n_loops={self.n_loops}")
 
 
 @model_keys("mambaformer", label="MambaFormer")

@@ -15,6 +15,11 @@ holds y_i (None when labels share a token with the next query, as in the paired 
 Read-out. `lens(h)` maps any hidden state (..., width) to a scalar prediction (...): applied to
 the last layer at the x tokens it gives the model's predictions; applied to earlier layers it is
 the "lens" of the layer-by-layer analysis.
+
+Optional. `training_predictions(xs, ys, step) -> (preds (W, B, n), weights (W,))`: a model
+whose training loss spans several outputs that depend on the step (the looped model's window
+of loops under its loop curriculum) gives them here, and the train loop minimises the
+weighted mean of their losses; every other model trains on `model(xs, ys)`.
 """
 
 from __future__ import annotations

@@ -89,17 +89,25 @@ def make_update(cfg: TrainConfig, graphdef, tx, schedule, parallel: DataParallel
     """Pure update over `n_steps` steps of `n_points`-point prompts: (params, opt_state,
     start) -> (params, opt_state, per-step metrics dict of (n_steps,) arrays)."""
 
-    def loss_fn(params, xs, ys, points):
-        preds = nnx.merge(graphdef, params)(xs, ys)  # (B, n)
+    last_only = cfg.loss_positions == "last"
+
+    def loss_fn(params, xs, ys, points, step):
+        model = nnx.merge(graphdef, params)
         targets = loss_targets(cfg, xs, ys)  # (B, n): ys, or their posterior mean
-        return masked_mse(preds, targets, points, cfg.loss_positions == "last", labels=ys)
+        if not hasattr(model, "training_predictions"):
+            return masked_mse(model(xs, ys), targets, points, last_only, labels=ys)
+        # A model whose loss spans several outputs (the looped model's window of loops):
+        # the weighted mean of their losses.
+        preds, weights = model.training_predictions(xs, ys, step)  # (W, B, n), (W,)
+        losses = jax.vmap(lambda p: masked_mse(p, targets, points, last_only, labels=ys))(preds)
+        return jax.tree.map(lambda v: (v * weights).sum() / weights.sum(), losses)
 
     def one_step(carry, step, n_points: int):
         params, opt_state = carry
         dims, points = curriculum_at(cfg, step)
         xs, ys = sharded_batch(cfg, step, dims, parallel, n_points)
         (loss, loss_norm), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            params, xs, ys, points)
+            params, xs, ys, points, step)
         updates, opt_state = tx.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         metrics = {"loss": loss, "loss_norm": loss_norm, "grad_norm": optax.global_norm(grads),

@@ -213,7 +213,8 @@ def _options(name, runs, out):
     return experiments_config({"name": name, "runs": runs, "out": str(out), "n_prompts": 64,
                                "corrupted_demos": {"fractions": [0.0, 0.3, 0.5]},
                                "order_sensitivity": {"prompts": 16, "permutations": 4},
-                               "demo_selection": {"pool_points": 12}})
+                               "demo_selection": {"pool_points": 12},
+                               "architectures": {"cost_points": 32, "cost_prompts": 2}})
 
 
 ACROSS_RUNS = ("task_diversity", "scale", "long_context")  # the others read the rich run only
@@ -247,7 +248,15 @@ def test_every_experiment_runs_end_to_end(name, tiny_runs, tmp_path):
     if name == "prior_override":  # x·μ scores E(x·(w − μ))²: ‖2μ‖² + τ² on flipped tasks
         flipped = results["settings"]["flipped"]["error"]["prior_mean"]["mean"]
         assert abs(np.mean(flipped) - 5 / 2) < 0.4  # (4 + 1) / (1 + 1 + σ²) ≈ 2.5
-    if name not in ("task_diversity", "scale"):
+    if name == "architectures":  # the last layer's lens is the model's prediction
+        np.testing.assert_allclose(results["layers"][-1], results["error"]["model"]["mean"],
+                                   rtol=1e-4, atol=1e-7)
+        assert len(results["layers"]) == results["n_layers"] + 1 == 3
+        assert results["extrapolation"]["n_points"] == 24  # no positions: 4 × 6 points
+        assert results["cost"]["n_points"] == 32 and results["cost"]["forward_s"] > 0
+        assert results["loops"] is None and set(results["error"]) == {"model", "ols",
+                                                                       "averaging"}
+    if name not in ("task_diversity", "scale", "architectures"):
         assert (tiny_runs / "a_rich" / "plots" / f"experiment_{name}.png").exists()
 
 
