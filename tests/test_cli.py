@@ -116,7 +116,7 @@ def test_unknown_key_and_unknown_group_option_are_one_line(name, trained_looking
 
 @pytest.mark.parametrize("name,override,expected", [
     ("train", "preset=no_such_preset", "preset='no_such_preset' is not allowed; "
-     "choose from bai_noise_mixture, corrupted_demos, "),
+     "choose from architectures, architectures_base, "),
     ("demo", "model=nope", "model='nope' is not allowed; choose from gpt, gru"),
     ("evaluate", "task=nope", "task='nope' is not allowed; choose from decision_tree, linear"),
     ("train", "task.d=1,2", "task.d='1,2' is not allowed; a sweep needs -m (--multirun)"),
@@ -151,7 +151,9 @@ def test_the_training_config_is_checked_once_per_process(monkeypatch):
     original = checks.validate_task
     monkeypatch.setattr(checks, "validate_task", lambda t: calls.append(t) or original(t))
     overrides = ["seed=918273"]  # a config no other test has checked in this process
-    cli.preflight(train_app.APP, overrides, False)
+    # No precheck: it would take the lock of a run directory under runs/, which another test of
+    # this worker may hold for the same second's directory.
+    cli.preflight(train_app.APP, overrides, False, precheck=False)
     cfg = cli.compose_train(overrides)
     assert cli.checked(train_app.APP, cli.compose("train", TrainConfig, overrides)) == cfg
     assert len(calls) == 1
@@ -162,8 +164,9 @@ def test_cli_imports_no_stage_package():
     tree = ast.parse((ROOT / "icl_regression" / "cli.py").read_text())
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     ours = {m for m in imported if m and m.startswith("icl_regression")}
-    assert ours <= {"icl_regression.config", "icl_regression.config.build",
-                    "icl_regression.plugins", "icl_regression.storage"}, ours
+    assert ours <= {"icl_regression.command_line", "icl_regression.config",
+                    "icl_regression.config.build", "icl_regression.plugins",
+                    "icl_regression.storage"}, ours
 
 
 # --- the table: every key of every schema, fed a wrong type, 0, a negative, an absurd value ---
