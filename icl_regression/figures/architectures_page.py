@@ -145,14 +145,14 @@ def throughput_table(bench: Mapping | None) -> str:
                f"40 points; not trained here): {sizes}." if sizes else ""))
 
 
-def learners(best: dict, family: str) -> tuple[str, str]:
-    """Variants whose error at k = 2d is below LEARNS, and the others (with their error)."""
-    yes, no = [], []
+def learners(best: dict, family: str) -> tuple[str, str, str]:
+    """Variants by error at k = 2d: below LEARNS, below half the zero predictor's, the rest."""
+    groups: tuple[list, list, list] = ([], [], [])
     for name in ordered({n for n, f in best if f == family}):
         r = best[(name, family)]
         err = at_k(r["error"]["model"], 2 * r["d"])
-        (yes if err < LEARNS else no).append(f"{name} ({err:.3f})")
-    return ", ".join(yes) or "none", ", ".join(no) or "none"
+        groups[0 if err < LEARNS else 1 if err < 0.5 else 2].append(f"{name} ({err:.3f})")
+    return tuple(", ".join(g) or "none" for g in groups)
 
 
 def render(records: Sequence[Mapping], bench: Mapping | None) -> str:
@@ -164,7 +164,8 @@ def render(records: Sequence[Mapping], bench: Mapping | None) -> str:
               "experiment_s": number(sum(r.get("wall_s", 0) for r in records), 0)}
     for family in TASKS:
         fields[f"{family}_table"] = task_table(best, family)
-        fields[f"{family}_yes"], fields[f"{family}_no"] = learners(best, family)
+        (fields[f"{family}_yes"], fields[f"{family}_some"],
+         fields[f"{family}_no"]) = learners(best, family)
     return TEXT.read_text().format(**fields)
 
 

@@ -44,7 +44,8 @@ def test_the_lower_error_learning_rate_is_kept_and_every_one_is_listed():
     assert "| gpt | 0.062 | 0.062 | 0.062 | 0.062 | 0.062 |" in page  # k = d, 2d, mean, 21, 43
     assert "| lstm | 0.750 | 0.750 | 0.750 | not readable | not readable |" in page
     assert "| gpt | 1024 | 1024 | 12.3 | 45.6 | 1.0 |" in page
-    assert "gpt (0.062)" in page and "lstm (0.750)" in page  # learners / non-learners
+    assert "gpt (0.062); sparse linear: none" in page  # linear, below 0.1 at k = 2d
+    assert "lstm (0.750); sparse linear: none" in page  # linear, above 0.5
 
 
 def test_the_figure_and_the_page_are_written_from_files(tmp_path):
