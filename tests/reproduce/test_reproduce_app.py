@@ -76,6 +76,23 @@ def test_killed_outright_and_started_again_ends_with_the_same_table(tmp_path):
 
 
 @pytest.mark.slow
+def test_several_seeds_give_each_verdict_an_interval_over_seeds(tmp_path):
+    """seeds=2: one run per seed, the spread over the training seeds (mean, Student-t interval
+    around it), every seed's value on the page, and seed 1 reusing nothing of seed 0."""
+    out = reproduce(tmp_path, "seeds=2")
+    assert "to do: 4 jobs" in out
+    result = json.loads((tmp_path / "out" / "reproduction.json").read_text())
+    assert result["seeds"] == [0, 1] and len(result["runs"]) == 2
+    for name, claim in result["claims"].items():
+        spread, values = claim["spread"], [s["value"] for s in claim["per_seed"]]
+        assert spread["over"] == "seeds" and spread["n_seeds"] == 2, name
+        assert spread["mean"] == pytest.approx(sum(values) / 2), name
+        assert spread["lo"] <= spread["mean"] <= spread["hi"], name
+    page = (tmp_path / "out" / "oswald2022.md").read_text()
+    assert "seeds=2" in page and "seed 0:" in page and "seed 1:" in page
+
+
+@pytest.mark.slow
 def test_training_through_a_hydra_launcher(tmp_path):
     out = reproduce(tmp_path, "launcher=submitit_local")
     assert "to do: 2 jobs" in out
