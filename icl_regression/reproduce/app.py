@@ -141,10 +141,21 @@ def _run_with_progress(runner: Runner, todo: list[str], jobs: int, tick) -> None
             print(f"[reproduce] {name}: {len(ids)} jobs, ETA ~{cumulative / jobs / 60:.0f} min",
                   flush=True)
     bar = tqdm(total=round(total), unit="s(est)", desc="reproduce", disable=not todo)
-    started = time.perf_counter()
+    started, finished = time.perf_counter(), [0.0]  # the estimates of the jobs that ended
+
+    def advance(partial: float = 0.0) -> None:
+        bar.n = max(bar.n, min(round(finished[0] + partial), bar.total))
+        bar.refresh()
+
+    def on_tick(running: dict[str, float]) -> None:
+        advance(sum(fraction * estimates[j] for j, fraction in running.items()))
+        bar.set_postfix_str(", ".join(f"{j.split(':')[1]} {f:.0%}" for j, f in running.items()),
+                            refresh=False)
 
     def on_done(job_id: str, seconds: float) -> None:
-        bar.update(round(estimates[job_id]))
+        finished[0] += estimates[job_id]
+        bar.set_postfix_str("", refresh=False)  # the next tick names what still runs
+        advance()
         tick()
         for ids in left.values():
             if job_id in ids:
@@ -163,7 +174,7 @@ def _run_with_progress(runner: Runner, todo: list[str], jobs: int, tick) -> None
             tqdm.write(f"[reproduce] {job_id} failed: {runner.failed[job_id]}")
 
     try:
-        runner.run(on_done)
+        runner.run(on_done, on_tick)
     finally:
         bar.close()
 

@@ -128,17 +128,33 @@ class Runner:
         job = self.plan.steps.get(job_id)
         return job is None or not any(n.id in busy or n.id in self.failed for n in job.needs)
 
+    def fraction_done(self, job_id: str, elapsed_s: float) -> float:
+        """How far a running job is: a training run by its newest logged step, a record by its
+        time against its estimate (below 1 until it exits)."""
+        job = self.plan.train.get(job_id)
+        if job is not None:
+            return min(last_logged_step(job.run_dir / "metrics.jsonl") / max(job.steps, 1), 1.0)
+        return min(elapsed_s / max(self.estimate(job_id), 1e-9), 0.9)
+
     def _blocked(self, job_id: str) -> bool:
         job = self.plan.steps.get(job_id)
         return job is not None and any(n.id in self.failed for n in job.needs)
 
-    def run(self, on_done: Callable[[str, float], None]) -> None:
-        """Run every pending job; `on_done(job_id, seconds)` after each."""
+    def run(self, on_done: Callable[[str, float], None],
+            on_tick: Callable[[dict[str, float]], None] | None = None) -> None:
+        """Run every pending job; `on_done(job_id, seconds)` after each, and about once a
+        second `on_tick({running job id: fraction done})`."""
         todo = self.order(self.pending())
         remaining, running = set(todo), {}
         parallel = len(todo) if self.launcher else self.jobs
+        last_tick = 0.0
         try:
             while remaining or running:
+                now = time.perf_counter()
+                if on_tick and running and now - last_tick >= 1.0:
+                    last_tick = now
+                    on_tick({job_id: self.fraction_done(job_id, now - start)
+                             for job_id, (_, start) in running.items()})
                 for job_id in [j for j in todo if j in remaining]:
                     if len(running) >= parallel:
                         break
@@ -161,6 +177,24 @@ class Runner:
             for proc, _ in running.values():
                 proc.wait()
             raise
+
+
+def last_logged_step(metrics: Path) -> int:
+    """The step of the last whole line of a training run's metrics.jsonl; 0 if none yet."""
+    try:
+        with open(metrics, "rb") as handle:
+            handle.seek(max(handle.seek(0, os.SEEK_END) - 4096, 0))
+            lines = handle.read().splitlines()
+    except OSError:
+        return 0
+    for line in reversed(lines):
+        try:
+            step = json.loads(line).get("step")
+        except (ValueError, AttributeError):
+            continue  # a line still being written, or not a record
+        if isinstance(step, int):
+            return step
+    return 0
 
 
 def _reached(job: TrainJob) -> bool:

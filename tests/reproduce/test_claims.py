@@ -143,3 +143,24 @@ def test_raventos_transition_is_the_first_pool_nearer_ridge():
     assert CLAIMS.get("raventos.transition").measure(records).value == 32
     assert CLAIMS.get("raventos.small_pool_dmmse").measure(records).value == pytest.approx(0.4)
     assert R.POOLS[0] == 2
+
+
+def test_progress_of_running_jobs_reads_the_newest_logged_step(tmp_path):
+    """The bar moves while a run trains: a training job by its metrics.jsonl (a half-written
+    last line is skipped), a record by its time against the estimate, never 1 before it ends."""
+    from icl_regression.reproduce.plan import make_plan
+    from icl_regression.reproduce.runner import Runner, last_logged_step
+
+    plan = make_plan([CLAIMS.get("oswald.loss_equals_gd")], [0], "cpu", tmp_path)
+    runner = Runner(plan, jobs=1, logs=tmp_path / "logs")
+    (train_id, job), = plan.train.items()
+    assert last_logged_step(job.run_dir / "metrics.jsonl") == 0  # not started
+    job.run_dir.mkdir(parents=True)
+    logged = list(range(0, job.steps // 2 + 1, max(job.steps // 8, 1)))
+    lines = [f'{{"step": {step}, "loss": 1.0}}' for step in logged]
+    (job.run_dir / "metrics.jsonl").write_text("\n".join(lines) + '\n{"step": 99999, "lo')
+    assert runner.fraction_done(train_id, 0.0) == pytest.approx(logged[-1] / job.steps)
+    record_id = next(iter(plan.steps))
+    estimate = runner.estimate(record_id)
+    assert runner.fraction_done(record_id, estimate / 4) == pytest.approx(0.25)
+    assert runner.fraction_done(record_id, estimate * 10) == 0.9
