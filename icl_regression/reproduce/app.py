@@ -149,7 +149,8 @@ def _run_with_progress(runner: Runner, todo: list[str], jobs: int, tick) -> None
 
     def on_tick(running: dict[str, float]) -> None:
         advance(sum(fraction * estimates[j] for j, fraction in running.items()))
-        bar.set_postfix_str(", ".join(f"{j.split(':')[1]} {f:.0%}" for j, f in running.items()),
+        names = {j: "/".join(j.split(":")[1:3]) for j in running}  # run/seed: one job each
+        bar.set_postfix_str(", ".join(f"{names[j]} {f:.0%}" for j, f in running.items()),
                             refresh=False)
 
     def on_done(job_id: str, seconds: float) -> None:
