@@ -4,12 +4,19 @@ users run it, alternated on the same machine.
     pip install -e ".[bench]"                         # torch (CPU) and transformers
     python benchmarks/vs_pytorch.py                   # small and paper config, 5 rounds each
     python benchmarks/vs_pytorch.py --cases small --rounds 7 --json vs_pytorch.json
+    python benchmarks/vs_pytorch.py --rounds 3 --json benchmarks/results/vs_pytorch.json --readme
+    python benchmarks/vs_pytorch.py --render benchmarks/results/vs_pytorch.json --readme
 
 JAX side: the training app's compiled update (`loop.make_update`: `steps` optimizer steps in
 one jitted, scanned call, each step's batch sampled inside, the logged metrics included), on the
 devices the app picks (`split_host_cpu` + `DataParallel.create`, as `train_and_evaluate` does),
 compiled and warmed up once in this process; a timing is one call, as one chunk of the app's
-`metrics.jsonl` is.
+`metrics.jsonl` is. A call runs the app's steady state: every call sets up its temporary
+buffers afresh (about 1 GB of first-touch page faults at the paper config, ~0.4 s), which the app
+pays once per `log_every` steps (100 for the quickstart, 500 for garg_linear), so a call is
+timed over enough steps to amortise it as the app does (the small case runs the app's own chunk;
+the paper case 8 steps instead of 500, which would take half an hour; `--jax-steps 2` shows the
+short-call figure).
 
 PyTorch side (benchmarks/torch_reference.py): Garg et al.'s `TransformerModel` (HF GPT2Model)
 and training step — fresh `torch.randn` batch every step, Adam, MSE at the x tokens — in a
@@ -44,12 +51,16 @@ sys.path.insert(0, str(HERE))
 # name -> (Hydra overrides of the JAX side, JAX steps per timed call, PyTorch timed steps,
 # PyTorch warm-up steps). The shapes are torch_reference.SHAPES[name].
 CASES = {
-    # small: d=5, 11 points, 4 x 64, 2 heads, interleaved tokens, batch 64, y as the target
+    # small: d=5, 11 points, 4 x 64, 2 heads, interleaved tokens, batch 64, y as the target;
+    # 100 JAX steps a call = the quickstart's log_every, the app's chunk
     "small": (["preset=quickstart", "model.encoding=interleaved", "model.n_head=2",
-               "loss_target=labels"], 40, 40, 5),
-    # paper: Garg et al.'s d=20, 41 points, 12 x 256, 8 heads, batch 64
-    "paper": (["preset=garg_linear"], 2, 2, 2),
+               "loss_target=labels"], 100, 40, 5),
+    # paper: Garg et al.'s d=20, 41 points, 12 x 256, 8 heads, batch 64; 8 JAX steps a call
+    # (the app's chunk is 500: docs/benchmarks.md measures 2 vs 8)
+    "paper": (["preset=garg_linear"], 8, 2, 2),
 }
+README = HERE.parent / "README.md"
+README_MARKERS = ("<!-- vs_pytorch table: begin -->", "<!-- vs_pytorch table: end -->")
 
 
 def jax_side(overrides: list[str], n_steps: int):
@@ -91,8 +102,9 @@ def spread(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def compare(name: str, rounds: int, compiled: bool) -> dict:
-    overrides, jax_steps, torch_steps, warmup = CASES[name]
+def compare(name: str, rounds: int, compiled: bool, jax_steps: int | None = None) -> dict:
+    overrides, default_steps, torch_steps, warmup = CASES[name]
+    jax_steps = jax_steps or default_steps
     call, cfg, n_devices, compile_s = jax_side(overrides, jax_steps)
     print(f"[vs_pytorch] {name}: JAX compiled in {compile_s:.1f} s on {n_devices} device(s)",
           file=sys.stderr, flush=True)
@@ -133,7 +145,7 @@ def fmt(s: dict, digits: int = 3) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| config | shape | JAX steps/s (devices) | PyTorch eager | PyTorch compiled "
+    lines = ["| config | shape | JAX steps/s | PyTorch eager | PyTorch compiled "
              "| standalone script | reference / standalone | **JAX / eager** "
              "| **JAX / compiled** | load |", "|" + " --- |" * 10]
     for r in rows:
@@ -142,11 +154,63 @@ def markdown(rows: list[dict]) -> str:
         compiled = fmt(r["compiled"]) if "compiled" in r else "—"
         vs_compiled = f"**{fmt(r['vs_compiled'])}×**" if "vs_compiled" in r else "—"
         lines.append(
-            f"| {r['config']} | {shape} | {fmt(r['jax'])} ({r['devices']}) | {fmt(r['eager'])} "
+            f"| {r['config']} | {shape} | {fmt(r['jax'])} ({r['devices']} devices, "
+            f"{r['jax_steps_per_call']} steps a call) | {fmt(r['eager'])} "
             f"| {compiled} | {fmt(r['standalone'])} | {fmt(r['ref_vs_standalone'])} "
             f"| **{fmt(r['vs_eager'])}×** | {vs_compiled} "
             f"| {r['load']['min']:.1f}–{r['load']['max']:.1f} |")
     return "\n".join(lines)
+
+
+def header(meta: dict) -> str:
+    """The line above the table: when, where, which versions and threads, compile times."""
+    return (f"{meta['started']}; {meta['cpu']}, {meta['cores']} cores ({meta['usable']} usable); "
+            f"jax {meta['jax']}, torch {meta['torch']} ({meta['threads']} threads, its default; "
+            f"attention {meta['attention']}; OMP_WAIT_POLICY={meta['omp_wait_policy']}, "
+            f"OMP_NUM_THREADS={meta['omp_num_threads']}); JAX compile s: "
+            + ", ".join(f"{c} {s:.1f}" for c, s in meta["compile_s"].items())
+            + f"; {meta['rounds']} rounds; medians (min–max)")
+
+
+def per_round(rows: list[dict]) -> str:
+    return "\n".join(f"{r['config']}, per round: " + "; ".join(
+        ", ".join(f"{k} {v:.3g}" for k, v in one.items() if k != "info")
+        for one in r["rounds"]) for r in rows)
+
+
+def render(result: dict) -> str:
+    """The markdown of one run (header, table, per-round values): what the script prints and
+    what `--readme` writes into the README from the JSON."""
+    return "\n\n".join([header(result["meta"]), markdown(result["rows"]),
+                         per_round(result["rows"])])
+
+
+def write_readme(result: dict, readme: Path = README) -> None:
+    """Replace the README's block between README_MARKERS with `render(result)`."""
+    begin, end = README_MARKERS
+    text = readme.read_text()
+    if begin not in text or end not in text:
+        raise SystemExit(f"{readme}: markers {begin} ... {end} not found")
+    head, rest = text.split(begin, 1)
+    readme.write_text(head + begin + "\n" + render(result) + "\n" + end + rest.split(end, 1)[1])
+
+
+def run(args) -> dict:
+    import jax
+
+    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    rows = [compare(name, args.rounds, not args.no_compile, args.jax_steps)
+            for name in args.cases]
+    info = rows[0]["torch"]
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    meta = {"started": started, "cpu": cpu, "cores": os.cpu_count(),
+            "usable": len(os.sched_getaffinity(0)), "jax": jax.__version__,
+            **{key: info[key] for key in ("torch", "threads", "attention", "omp_wait_policy",
+                                          "omp_num_threads")},
+            "compile_s": {r["config"]: r["compile_s"] for r in rows}, "rounds": args.rounds}
+    return {"meta": meta, "rows": rows}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -154,25 +218,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--rounds", type=int, default=5, help="alternations of the sides")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
-    parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--jax-steps", type=int, help="JAX steps per timed call (default: "
+                        "the case's; 2 at the paper config shows the per-call set-up)")
+    parser.add_argument("--json", type=Path, help="also write the result here")
+    parser.add_argument("--render", type=Path, metavar="JSON",
+                        help="time nothing: print (and with --readme write) a stored result")
+    parser.add_argument("--readme", action="store_true",
+                        help="write the table into README.md between its markers")
     args = parser.parse_args(argv)
-    import jax
-
-    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    rows = [compare(name, args.rounds, not args.no_compile) for name in args.cases]
-    info = rows[0]["torch"]
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    print(f"{started}; {cpu}, {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable); "
-          f"jax {jax.__version__}, torch {info['torch']} ({info['threads']} threads, its "
-          f"default; attention {info['attention']}; OMP_WAIT_POLICY={info['omp_wait_policy']}, "
-          f"OMP_NUM_THREADS={info['omp_num_threads']}); JAX compile s: "
-          + ", ".join(f"{r['config']} {r['compile_s']:.1f}" for r in rows)
-          + f"; {args.rounds} rounds; medians (min–max)")
-    print(markdown(rows))
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+    result = json.loads(args.render.read_text()) if args.render else run(args)
+    if args.json and not args.render:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(render(result))
+    if args.readme:
+        write_readme(result)
 
 
 if __name__ == "__main__":
