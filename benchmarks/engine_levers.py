@@ -3,7 +3,7 @@ per-compile XLA options.
 
     python benchmarks/engine_levers.py                         # small (interleaved) config
     python benchmarks/engine_levers.py preset=garg_linear --steps 2 --repeats 3 \\
-        --variants 2:scan 1:scan 2:headmajor 2:remat_full 2:scan:FLAG=true
+        --variants 2:scan 2:tokenmajor 1:scan 2:remat_full 2:scan:FLAG=true
 
 A variant is `DEVICES:FORM[:OPTION=VALUE,...]`: the number of CPU devices of the mesh, the
 model's form, and XLA compile options for that compile only. Forms (benchmark-only subclasses of
@@ -12,8 +12,9 @@ test_engine.py for the unrolled and remat forms):
 
 * `scan` — the engine as it is (one `lax.scan` over the layers, remat `dots`);
 * `unrolled` — the layer scan unrolled (train_throughput.py's `UnrolledGPT`);
-* `headmajor` — fused QKV projected straight to head-major (3, B, H, T, C) and the attention
-  output contracted from (B, H, T, C) with w_attn_out viewed as (H, C, D), no head transposes;
+* `tokenmajor` — the block before heads-major (q, k, v (B, T, H, C) split from the QKV
+  matmul, a plain `@` for the attention output): the engine until 2026-12-07;
+* `mlp_project` — the engine with `project` on the MLP's two matmuls too;
 * `dpa` — attention through `jax.nn.dot_product_attention(is_causal=True)`;
 * `remat_none`, `remat_full` — the scanned engine with another remat policy.
 
@@ -46,7 +47,7 @@ from train_throughput import UnrolledGPT, setup  # noqa: E402
 
 from icl_regression.cli import compose_train_or_fail as compose  # noqa: E402
 from icl_regression.models.gpt import GPT, REMAT_POLICIES  # noqa: E402
-from icl_regression.models.layers import layer_norm  # noqa: E402
+from icl_regression.models.layers import layer_norm, project  # noqa: E402
 from icl_regression.train.mesh import DataParallel  # noqa: E402
 
 
@@ -63,28 +64,36 @@ class DotProductAttentionGPT(GPT):
         return self._mlp(h, layer), None
 
 
-class HeadMajorGPT(GPT):
-    """Training forward with the QKV projection written straight into head-major layout."""
+class TokenMajorGPT(GPT):
+    """The block before heads-major: q, k, v (B, T, H, C) split from one QKV matmul, the
+    attention einsums over the head axis, a plain `@` for the attention output."""
 
     def _block(self, h, layer, with_attention):
         if with_attention:
             return super()._block(h, layer, with_attention)
         batch, seq, width = h.shape
-        heads = self.n_head
-        c = width // heads
-        a = layer_norm(h, layer["ln1_scale"], layer["ln1_bias"])
-        w = layer["w_qkv"].reshape(width, 3, heads, c)
-        qkv = jnp.einsum("btd,dshc->sbhtc", a, w) + layer["b_qkv"].reshape(3, 1, heads, 1, c)
-        logits = jnp.einsum("bhqc,bhkc->bhqk", qkv[0], qkv[1]) / math.sqrt(c)
+        q, k, v = self._heads(h, layer)  # (B, T, H, C) each
+        logits = jnp.einsum("bqhc,bkhc->bhqk", q, k) / math.sqrt(q.shape[-1])
         causal = jnp.tril(jnp.ones((seq, seq), bool))
         logits = jnp.where(causal, logits.astype(jnp.float32), -1e30)
         weights = jax.nn.softmax(logits, axis=-1).astype(h.dtype)
-        mixed = jnp.einsum("bhqk,bhkc->bhqc", weights, qkv[2])  # (B, H, T, C)
-        out = jnp.einsum("bhqc,hcd->bqd", mixed, layer["w_attn_out"].reshape(heads, c, width))
-        return self._mlp(h + out + layer["b_attn_out"], layer), None
+        mixed = jnp.einsum("bhqk,bkhc->bqhc", weights, v).reshape(batch, seq, width)
+        h = h + mixed @ layer["w_attn_out"] + layer["b_attn_out"]
+        return self._mlp(h, layer), None
 
 
-FORMS = {"scan": GPT, "unrolled": UnrolledGPT, "headmajor": HeadMajorGPT,
+class MLPProjectGPT(GPT):
+    """The engine with `project` (the barrier before the weight-gradient transpose) on the
+    MLP's two matmuls as well."""
+
+    def _mlp(self, h, layer):
+        m = layer_norm(h, layer["ln2_scale"], layer["ln2_bias"])
+        m = jax.nn.gelu(project(m, layer["w_fc"]) + layer["b_fc"])
+        return h + project(m, layer["w_proj"]) + layer["b_proj"]
+
+
+FORMS = {"scan": GPT, "unrolled": UnrolledGPT, "tokenmajor": TokenMajorGPT,
+         "mlp_project": MLPProjectGPT,
          "dpa": DotProductAttentionGPT, "remat_none": GPT, "remat_full": GPT}
 
 
@@ -130,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=40, help="steps per timed call")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--variants", nargs="+",
-                        default=["2:scan", "1:scan", "2:headmajor", "2:dpa", "2:remat_none"])
+                        default=["2:scan", "2:tokenmajor", "1:scan", "2:dpa", "2:remat_none"])
     args = parser.parse_args(argv)
     cfg = compose(args.overrides)
     calls, compile_s, firsts = {}, {}, {}

@@ -20,7 +20,7 @@ from flax import nnx
 
 from icl_regression.config import GPTConfig, TaskConfig
 from icl_regression.data import tokens
-from icl_regression.models.layers import DTYPES, layer_norm
+from icl_regression.models.layers import DTYPES, layer_norm, project
 from icl_regression.models.registry import MODELS
 
 # model.remat -> the checkpoint policy of each block (None: save every residual).
@@ -89,15 +89,26 @@ class GPT(nnx.Module):
         return h + m @ layer["w_proj"] + layer["b_proj"]
 
     def _block(self, h: jax.Array, layer: dict, with_attention: bool):
-        """One pre-LN block. h (B, T, D) -> (B, T, D), attention (B, H, T, T) or None."""
+        """One pre-LN block. h (B, T, D) -> (B, T, D), attention (B, H, T, T) or None.
+
+        Heads major: the QKV projection writes q, k, v straight as (B, H, T, C), so the
+        attention dots need no transposes, and the attention output's projection is `project`
+        (its weight gradient's transpose stays out of the LayerNorm backward). Together ×1.1 on
+        the paper-sized CPU step (docs/benchmarks.md); the math is the token-major block's
+        (tests/models/test_engine.py)."""
         batch, seq, width = h.shape
-        q, k, v = self._heads(h, layer)  # (B, T, H, C) each
-        logits = jnp.einsum("bqhc,bkhc->bhqk", q, k) / math.sqrt(q.shape[-1])  # (B, H, T, T)
+        heads, head_dim = self.n_head, width // self.n_head
+        a = layer_norm(h, layer["ln1_scale"], layer["ln1_bias"])
+        w_qkv = layer["w_qkv"].reshape(width, 3, heads, head_dim)
+        b_qkv = layer["b_qkv"].reshape(3, 1, heads, 1, head_dim)
+        q, k, v = jnp.einsum("btd,dshc->sbhtc", a, w_qkv) + b_qkv  # (B, H, T, C) each
+        logits = jnp.einsum("bhqc,bhkc->bhqk", q, k) / math.sqrt(head_dim)  # (B, H, T, T)
         causal = jnp.tril(jnp.ones((seq, seq), bool))
         logits = jnp.where(causal, logits.astype(jnp.float32), -1e30)
         weights = jax.nn.softmax(logits, axis=-1).astype(h.dtype)  # (B, H, T, T)
-        mixed = jnp.einsum("bhqk,bkhc->bqhc", weights, v).reshape(batch, seq, width)
-        h = h + mixed @ layer["w_attn_out"] + layer["b_attn_out"]  # (B, T, D)
+        mixed = jnp.einsum("bhqk,bhkc->bhqc", weights, v)  # (B, H, T, C)
+        mixed = jnp.swapaxes(mixed, 1, 2).reshape(batch, seq, width)  # (B, T, D)
+        h = h + project(mixed, layer["w_attn_out"]) + layer["b_attn_out"]  # (B, T, D)
         return self._mlp(h, layer), (weights if with_attention else None)
 
     def _query_block(self, hq: jax.Array, k: jax.Array, v: jax.Array, at: np.ndarray,

@@ -1,4 +1,5 @@
-"""Pieces every model shares: the dtype names of the config, and layer normalisation."""
+"""Pieces every model shares: the dtype names of the config, layer normalisation, and a
+projection whose weight gradient XLA lays out well on CPU."""
 
 from __future__ import annotations
 
@@ -15,3 +16,27 @@ def layer_norm(h: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array:
     mean = h32.mean(-1, keepdims=True)
     var = jnp.square(h32 - mean).mean(-1, keepdims=True)
     return ((h32 - mean) * jax.lax.rsqrt(var + 1e-5) * scale + bias).astype(h.dtype)
+
+
+@jax.custom_vjp
+def project(x: jax.Array, w: jax.Array) -> jax.Array:
+    """`x @ w` for x (..., D_in), w (D_in, D_out), with the same gradients, written out so that
+    XLA cannot fuse the transpose the weight gradient needs into whatever produced the incoming
+    gradient: on CPU that fusion writes transposed, strided, and ran several times slower than a
+    plain transpose (docs/benchmarks.md, "engine levers")."""
+    return x @ w
+
+
+def _project_fwd(x, w):
+    return x @ w, (x, w)
+
+
+def _project_bwd(saved, grad):
+    x, w = saved
+    grad = jax.lax.optimization_barrier(grad)  # (..., D_out), materialised as it was produced
+    grad_x = grad @ w.T  # (..., D_in)
+    grad_w = jnp.einsum("...i,...o->io", x, grad)  # (D_in, D_out)
+    return grad_x, grad_w
+
+
+project.defvjp(_project_fwd, _project_bwd)
