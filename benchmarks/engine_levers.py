@@ -54,9 +54,9 @@ from icl_regression.train.mesh import DataParallel  # noqa: E402
 class DotProductAttentionGPT(GPT):
     """Training forward with `jax.nn.dot_product_attention`."""
 
-    def _block(self, h, layer, with_attention):
+    def _block(self, h, layer, with_attention, training=False):
         if with_attention:
-            return super()._block(h, layer, with_attention)
+            return super()._block(h, layer, with_attention, training)
         batch, seq, width = h.shape
         q, k, v = self._heads(h, layer)  # (B, T, H, C) each
         mixed = jax.nn.dot_product_attention(q, k, v, is_causal=True).reshape(batch, seq, width)
@@ -68,9 +68,9 @@ class TokenMajorGPT(GPT):
     """The block before heads-major: q, k, v (B, T, H, C) split from one QKV matmul, the
     attention einsums over the head axis, a plain `@` for the attention output."""
 
-    def _block(self, h, layer, with_attention):
+    def _block(self, h, layer, with_attention, training=False):
         if with_attention:
-            return super()._block(h, layer, with_attention)
+            return super()._block(h, layer, with_attention, training)
         batch, seq, width = h.shape
         q, k, v = self._heads(h, layer)  # (B, T, H, C) each
         logits = jnp.einsum("bqhc,bkhc->bhqk", q, k) / math.sqrt(q.shape[-1])

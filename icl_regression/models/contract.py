@@ -19,7 +19,8 @@ the "lens" of the layer-by-layer analysis.
 Optional. `training_predictions(xs, ys, step) -> (preds (W, B, n), weights (W,))`: a model
 whose training loss spans several outputs that depend on the step (the looped model's window
 of loops under its loop curriculum) gives them here, and the train loop minimises the
-weighted mean of their losses; every other model trains on `model(xs, ys)`.
+weighted mean of their losses; the GPT gives its own predictions as one window, computed
+through a faster-to-differentiate form; every other model trains on `model(xs, ys)`.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ stacked outputs — the same forward serves training, probes and figures.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -88,14 +89,15 @@ class GPT(nnx.Module):
         m = jax.nn.gelu(m @ layer["w_fc"] + layer["b_fc"])  # (..., 4D)
         return h + m @ layer["w_proj"] + layer["b_proj"]
 
-    def _block(self, h: jax.Array, layer: dict, with_attention: bool):
+    def _block(self, h: jax.Array, layer: dict, with_attention: bool, training: bool = False):
         """One pre-LN block. h (B, T, D) -> (B, T, D), attention (B, H, T, T) or None.
 
         Heads major: the QKV projection writes q, k, v straight as (B, H, T, C), so the
-        attention dots need no transposes, and the attention output's projection is `project`
-        (its weight gradient's transpose stays out of the LayerNorm backward). Together ×1.1 on
-        the paper-sized CPU step (docs/benchmarks.md); the math is the token-major block's
-        (tests/models/test_engine.py)."""
+        attention dots need no transposes; in training, the attention output's projection is
+        `project` (its weight gradient's transpose stays out of the LayerNorm backward; reverse
+        mode only, so prediction keeps a plain matmul, which forward-mode metrics need).
+        Together ×1.06 on the paper-sized CPU step (docs/benchmarks.md); the math is the
+        token-major block's (tests/models/test_engine.py)."""
         batch, seq, width = h.shape
         heads, head_dim = self.n_head, width // self.n_head
         a = layer_norm(h, layer["ln1_scale"], layer["ln1_bias"])
@@ -108,7 +110,8 @@ class GPT(nnx.Module):
         weights = jax.nn.softmax(logits, axis=-1).astype(h.dtype)  # (B, H, T, T)
         mixed = jnp.einsum("bhqk,bhkc->bhqc", weights, v)  # (B, H, T, C)
         mixed = jnp.swapaxes(mixed, 1, 2).reshape(batch, seq, width)  # (B, T, D)
-        h = h + project(mixed, layer["w_attn_out"]) + layer["b_attn_out"]  # (B, T, D)
+        out = (project if training else jnp.matmul)(mixed, layer["w_attn_out"])  # (B, T, D)
+        h = h + out + layer["b_attn_out"]
         return self._mlp(h, layer), (weights if with_attention else None)
 
     def _query_block(self, hq: jax.Array, k: jax.Array, v: jax.Array, at: np.ndarray,
@@ -149,12 +152,12 @@ class GPT(nnx.Module):
         out = layer_norm(h, self._cast("lnf_scale"), self._cast("lnf_bias"))
         return (out @ self._cast("read_out") + self._cast("read_out_bias"))[..., 0]
 
-    def _forward(self, xs: jax.Array, ys: jax.Array, capture: bool):
+    def _forward(self, xs: jax.Array, ys: jax.Array, capture: bool, training: bool = False):
         toks = tokens.encode(xs, ys, self.encoding).astype(self.dtype)  # (B, T, F)
         h = self._embed(toks, slice(0, toks.shape[1]))  # (B, T, D)
         stacked = self._stacked()
 
-        block = self._block
+        block = functools.partial(self._block, training=training)
         if self.remat is not None:  # prevent_cse=False: inside a scan CSE cannot undo remat
             block = jax.checkpoint(block, policy=self.remat, static_argnums=(2,),
                                    prevent_cse=False)
@@ -175,6 +178,13 @@ class GPT(nnx.Module):
     def __call__(self, xs: jax.Array, ys: jax.Array) -> jax.Array:
         """xs (B, n, d), ys (B, n) -> preds (B, n); preds[:, i] sees pairs < i and x_i."""
         return self._forward(xs, ys, capture=False)[0]
+
+    def training_predictions(self, xs: jax.Array, ys: jax.Array, step) -> tuple:
+        """The training forward (model contract, optional member): the predictions of
+        `__call__` as one window, (1, B, n) with weight (1,), through the reverse-mode-only
+        `project` that makes the backward pass faster on CPU."""
+        preds = self._forward(xs, ys, capture=False, training=True)[0]  # (B, n)
+        return preds[None], jnp.ones((1,), jnp.float32)
 
     def intermediates(self, xs: jax.Array, ys: jax.Array) -> dict:
         """preds (B, n), residuals (L+1, B, T, D) after the embedding and each block,

@@ -20,10 +20,13 @@ def layer_norm(h: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array:
 
 @jax.custom_vjp
 def project(x: jax.Array, w: jax.Array) -> jax.Array:
-    """`x @ w` for x (..., D_in), w (D_in, D_out), with the same gradients, written out so that
-    XLA cannot fuse the transpose the weight gradient needs into whatever produced the incoming
-    gradient: on CPU that fusion writes transposed, strided, and ran several times slower than a
-    plain transpose (docs/benchmarks.md, "engine levers")."""
+    """`x @ w` for x (..., D_in), w (D_in, D_out), with the same gradients, and a backward pass
+    written out so that XLA cannot fuse the transpose the weight gradient needs into whatever
+    produced the incoming gradient: on CPU that fusion writes transposed, strided, and ran
+    several times slower than a plain transpose (docs/benchmarks.md, "engine levers").
+    Reverse mode only (a custom VJP has no forward mode): the GPT uses it in its training
+    forward alone. A JVP rule with the same barrier was tried: under remat XLA fused the
+    transpose back in."""
     return x @ w
 
 

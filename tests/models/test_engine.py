@@ -31,7 +31,7 @@ class TokenMajorGPT(GPT):
     """The block as first written: q, k, v (B, T, H, C) split from one QKV matmul, einsums
     over the head axis, a plain `@` for every projection; gradients by autodiff alone."""
 
-    def _block(self, h, layer, with_attention):
+    def _block(self, h, layer, with_attention, training=False):
         batch, seq, width = h.shape
         a = layer_norm(h, layer["ln1_scale"], layer["ln1_bias"])
         qkv = (a @ layer["w_qkv"] + layer["b_qkv"]).reshape(batch, seq, 3 * self.n_head, -1)
@@ -53,8 +53,10 @@ VARIANTS = {"token-major block": {"__class__": TokenMajorGPT},
 def loss_and_grads(model, xs, ys):
     graphdef, params = nnx.split(model)
 
-    def loss(p):
-        return jnp.mean(jnp.square(nnx.merge(graphdef, p)(xs, ys) - ys))
+    def loss(p):  # through the training forward, as the train loop does
+        preds, weights = nnx.merge(graphdef, p).training_predictions(xs, ys, 0)  # (1, B, n)
+        assert preds.shape == (1,) + ys.shape and weights.shape == (1,)
+        return jnp.mean(jnp.square(preds[0] - ys))
 
     return jax.jit(jax.value_and_grad(loss))(params)
 
