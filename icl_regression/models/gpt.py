@@ -6,7 +6,8 @@ read-in from tokens and a linear read-out to one scalar per token.
 The L blocks are stored as stacked parameters (leading axis L) and applied with `lax.scan`, so
 XLA compiles one block however deep the model is (a 12-layer model compiles as fast as a
 1-layer one) and the per-layer residual stream and attention weights fall out of the scan as
-stacked outputs — the same forward serves training, probes and figures.
+stacked outputs — the same forward serves training, probes and figures (training routes the
+attention-output projection through `layers.project`, same math, a faster backward on CPU).
 """
 
 from __future__ import annotations
